@@ -1,0 +1,279 @@
+"""The `litscaffold` command line: parse, call one library function, turn our errors into one line.
+
+Heavy libraries (copier, torch, lightning) are imported inside the library functions, so `--help`
+costs little more than Python's own start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+try:  # typer >= 0.26 vendors click under typer._click
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older typer depends on click itself
+    from click import exceptions as click_errors
+
+from . import __version__
+from .errors import LitscaffoldError
+
+app = typer.Typer(
+    name="litscaffold",
+    help="Start and grow PyTorch Lightning projects.\n\n"
+    "  litscaffold new-project my_project\n\n"
+    "  cd my_project && litscaffold add model my_net --blueprint convnet",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+add_app = typer.Typer(help="Add a model or a dataset to the project (new files only).", no_args_is_help=True,
+                      rich_markup_mode=None)
+app.add_typer(add_app, name="add")
+
+ProjectOption = Annotated[
+    Optional[Path],
+    typer.Option("--project", "-p", help="Project directory (default: the project containing the current folder).",
+                 file_okay=False),
+]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"litscaffold {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version_callback, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """Start and grow PyTorch Lightning projects."""
+
+
+@app.command("new-project")
+def new_project(
+    name: Annotated[str, typer.Argument(help="Project name; its slug names the folder and the package.")],
+    dest: Annotated[Optional[Path], typer.Option(help="Where to create it (default: ./<slug>).")] = None,
+    defaults: Annotated[bool, typer.Option("--defaults", help="Take every default answer, ask nothing.")] = False,
+    data: Annotated[Optional[list[str]], typer.Option(
+        "--data", "-d", help="Answer a question: KEY=VALUE (repeatable), e.g. -d default_model=mlp.")] = None,
+    no_git: Annotated[bool, typer.Option("--no-git", help="Skip `git init` and the first commit.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Write into a non-empty folder; your files are never overwritten.")] = False,
+) -> None:
+    """Render a new Lightning project that trains out of the box.
+
+    \b
+    Examples:
+      litscaffold new-project my_project
+      litscaffold new-project "Weather Model" --dest ~/code/weather --defaults
+      litscaffold new-project demo -d default_model=mlp -d csv_logger=true
+    """
+    from .scaffold import new_project as scaffold
+
+    result = scaffold(name, dest, data or [], ask=not defaults, use_git=not no_git, force=force)
+    where = _shown(result.root)
+    typer.echo(f"Created {where}" + (" (git repository with a first commit)" if result.committed else ""))
+    for kept in result.kept:
+        typer.echo(f"  kept your {kept} (the template's version was not written)")
+    typer.echo(
+        "\nNext steps:\n"
+        f"  cd {where}\n"
+        "  pip install -e .            # torch, lightning, tensorboard (add '.[dev]' for pytest and ruff)\n"
+        "  python trainer.py           # trains on the embedded data, offline\n"
+        "  tensorboard --logdir logs   # curves and the HPARAMS tab\n"
+        "  python -m pytest            # the project's own tests"
+    )
+
+
+def _add(kind: str, name: str, blueprint: Optional[str], project: Optional[Path]) -> None:
+    from .components import add_component
+    from .project import Project
+
+    proj = Project.find(project, explicit=project is not None)
+    added = add_component(proj, kind, name, blueprint)
+    typer.echo(f"Added {kind} {name} ({added.component.blueprint}): {', '.join(added.files)}")
+    if not added.committed:
+        typer.echo("  not committed (the project is not a clean git repository); commit it before `litscaffold update`")
+    flag = "--model" if kind == "model" else "--dataset"
+    typer.echo(f"Train it: python trainer.py {flag} {name}")
+
+
+@add_app.command("model")
+def add_model(
+    name: Annotated[str, typer.Argument(help="Module name, e.g. my_net (becomes model/my_net.py and --model my_net).")],
+    blueprint: Annotated[Optional[str], typer.Option(
+        "--blueprint", "-b", help="mlp (default), deep-normal, convnet, autoencoder or blank.")] = None,
+    project: ProjectOption = None,
+) -> None:
+    """Add model/NAME.py from a blueprint; the trainer, the tests and `list` see it at once.
+
+    \b
+    Examples:
+      litscaffold add model my_net
+      litscaffold add model digits --blueprint convnet
+    """
+    _add("model", name, blueprint, project)
+
+
+@add_app.command("dataset")
+def add_dataset(
+    name: Annotated[str, typer.Argument(help="Module name, e.g. sales (becomes data/sales.py and --dataset sales).")],
+    blueprint: Annotated[Optional[str], typer.Option(
+        "--blueprint", "-b", help="synthetic-regression (default), synthetic-images, mnist or csv.")] = None,
+    project: ProjectOption = None,
+) -> None:
+    """Add data/NAME.py from a blueprint; the trainer, the tests and `list` see it at once.
+
+    \b
+    Examples:
+      litscaffold add dataset digits --blueprint synthetic-images
+      litscaffold add dataset sales --blueprint csv
+    """
+    _add("dataset", name, blueprint, project)
+
+
+@app.command("remove")
+def remove(
+    kind: Annotated[str, typer.Argument(help="model or dataset.")],
+    name: Annotated[str, typer.Argument(help="The component's name.")],
+    force: Annotated[bool, typer.Option("--force", help="Delete even when you edited its files.")] = False,
+    project: ProjectOption = None,
+) -> None:
+    """Delete an added model or dataset (refused when you edited it, unless --force).
+
+    \b
+    Example:
+      litscaffold remove model my_net
+    """
+    from .components import remove_component
+    from .project import Project
+
+    proj = Project.find(project, explicit=project is not None)
+    removed = remove_component(proj, kind, name, force=force)
+    typer.echo(f"Removed {kind} {name}: {', '.join(removed)}")
+
+
+@app.command("list")
+def list_components(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    project: ProjectOption = None,
+) -> None:
+    """Show the project's template version and every model and dataset.
+
+    \b
+    Examples:
+      litscaffold list
+      litscaffold list --json | jq '.components[].name'
+    """
+    from .project import Project
+
+    proj = Project.find(project, explicit=project is not None)
+    components = proj.components()
+    if as_json:
+        typer.echo(json.dumps({
+            "project": str(proj.root), "template_version": proj.version,
+            "components": [{"kind": c.kind, "name": c.name, "blueprint": c.blueprint,
+                            "template_version": c.version, "owner": c.owner} for c in components],
+        }, indent=2))
+        return
+    typer.echo(f"{proj.root.name}: template {proj.version or 'unknown'}")
+    rows = [("KIND", "NAME", "BLUEPRINT", "TEMPLATE", "FROM")] + [
+        (c.kind, c.name, c.blueprint, c.version or "-", c.owner) for c in components]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+@app.command("update")
+def update(
+    project: ProjectOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the diff it would make; change nothing.")] = False,
+    only: Annotated[Optional[str], typer.Option(
+        "--only", help="Update one part: project, model:NAME or dataset:NAME.")] = None,
+) -> None:
+    """Bring the project and each component to this litscaffold's template, keeping your edits.
+
+    \b
+    Examples:
+      litscaffold update --dry-run
+      litscaffold update
+      litscaffold update --only model:my_net
+    """
+    from .project import Project
+    from .updating import update_project
+
+    proj = Project.find(project, explicit=project is not None)
+    update_project(proj, dry_run=dry_run, only=only, echo=typer.echo)
+
+
+@app.command("check")
+def check(
+    project: ProjectOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Compare the template versions in the project with this litscaffold's; exit 1 when behind.
+
+    \b
+    Example (CI):
+      litscaffold check || echo "run litscaffold update"
+    """
+    from .project import Project
+    from .updating import check_project
+
+    proj = Project.find(project, explicit=project is not None)
+    report = check_project(proj)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        for line in report.lines():
+            typer.echo(line)
+    raise typer.Exit(1 if report.behind else 0)
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: every error a user can cause ends as one line and an exit code."""
+    try:
+        code = app(args=argv, prog_name="litscaffold", standalone_mode=False)
+    except LitscaffoldError as error:
+        typer.echo(f"error: {error.message}", err=True)
+        return error.exit_code
+    except click_errors.NoArgsIsHelpError as error:
+        typer.echo(error.ctx.get_help() if error.ctx else str(error))
+        return 0
+    except click_errors.UsageError as error:
+        hint = f" (see `{error.ctx.command_path} --help`)" if error.ctx else ""
+        typer.echo(f"error: {error.format_message()}{hint}", err=True)
+        return 2
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("error: interrupted; nothing half-written was left behind", err=True)
+        return 130
+    except click_errors.ClickException as error:
+        typer.echo(f"error: {error.format_message()}", err=True)
+        return error.exit_code
+    except Exception as error:  # a bug of ours: still one line, the traceback on request
+        if os.environ.get("LITSCAFFOLD_DEBUG"):
+            raise
+        typer.echo(f"error: internal error ({type(error).__name__}: {error}); rerun with LITSCAFFOLD_DEBUG=1 "
+                   "and report the traceback", err=True)
+        return 1
+    return code if isinstance(code, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Models and datasets inside a project: add (new files only), remove (only what is untouched), list."""
+
+from __future__ import annotations
+
+import filecmp
+import keyword
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import git
+from .errors import ComponentError, UpdateError
+from .names import check_component_name
+from .project import KINDS, Component, Project, component_answers_file, read_answers
+from .render import render, scratch_dir
+from .template import TemplateSource, current_version, parse_version
+
+BLUEPRINTS = {
+    "model": ("mlp", "deep-normal", "convnet", "autoencoder", "blank"),
+    "dataset": ("synthetic-regression", "synthetic-images", "mnist", "csv"),
+}
+DEFAULT_BLUEPRINT = {"model": "mlp", "dataset": "synthetic-regression"}
+
+
+@dataclass
+class Added:
+    component: Component
+    files: list[str]
+    committed: bool
+
+
+def class_name_of(name: str) -> str:
+    """my_net -> MyNet (the class inside the module)."""
+    candidate = "".join(part.capitalize() for part in name.split("_")) or "Component"
+    return f"{candidate}_" if keyword.iskeyword(candidate) else candidate
+
+
+def component_version(project: Project) -> str:
+    """Components are rendered with the project's own template version, so they match its wiring."""
+    installed = current_version()
+    version = project.version or installed
+    if parse_version(version) > parse_version(installed):
+        raise UpdateError(
+            f"this project uses template {version}, newer than this litscaffold ({installed}); "
+            f"run `pip install 'litscaffold>={version}'`"
+        )
+    return version
+
+
+def add_component(project: Project, kind: str, name: str, blueprint: str | None = None,
+                  source: TemplateSource | None = None) -> Added:
+    if kind not in KINDS:
+        raise ComponentError(f"unknown kind {kind!r}; use model or dataset")
+    check_component_name(name, kind)
+    blueprint = blueprint or DEFAULT_BLUEPRINT[kind]
+    if blueprint not in BLUEPRINTS[kind]:
+        raise ComponentError(f"unknown {kind} blueprint {blueprint!r}; choose one of: {', '.join(BLUEPRINTS[kind])}")
+    if (existing := project.component(kind, name)) is not None:
+        raise ComponentError(f"{existing.module_path} already exists; choose another {kind} name")
+    answers_file = component_answers_file(kind, name)
+    if (project.root / answers_file).exists():
+        raise ComponentError(f"{answers_file} already exists; remove it or choose another {kind} name")
+    version = component_version(project)
+    was_clean = git.is_repo(project.root) and not git.status(project.root)
+    source = (source or TemplateSource()).ensure()
+    data = {"component": kind, "name": name, "class_name": class_name_of(name), "blueprint": blueprint}
+    with scratch_dir(project.root, f"litscaffold-{name}") as scratch:
+        rendered = scratch / "component"
+        render(source, rendered, data, version=version, answers_file=answers_file)
+        files = sorted(p.relative_to(rendered).as_posix() for p in rendered.rglob("*") if p.is_file())
+        clashes = [f for f in files if (project.root / f).exists()]
+        if clashes:
+            raise ComponentError(f"{', '.join(clashes)} already exist; choose another {kind} name")
+        moved: list[Path] = []
+        try:
+            for relative in files:
+                target = project.root / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                (rendered / relative).rename(target)
+                moved.append(target)
+        except BaseException:
+            for target in moved:
+                target.unlink(missing_ok=True)
+            raise
+    if was_clean:
+        git.commit_paths(project.root, files, f"Add {kind} {name} ({blueprint} blueprint, litscaffold {version})")
+    component = Component(kind, name, blueprint, version, "component", answers_file)
+    return Added(component, files, committed=was_clean)
+
+
+def changed_files(project: Project, component: Component, source: TemplateSource | None = None) -> list[str]:
+    """The component's files that differ from what its template version rendered (or are gone)."""
+    answers = read_answers(project.root / component.answers_file)
+    data = {k: v for k, v in answers.items() if not k.startswith("_")}
+    version = component.version or current_version()
+    source = (source or TemplateSource()).ensure()
+    with scratch_dir(project.root, f"litscaffold-{component.name}") as scratch:
+        rendered = scratch / "pristine"
+        render(source, rendered, data, version=version, answers_file=component.answers_file)
+        owned = [p.relative_to(rendered).as_posix() for p in rendered.rglob("*")
+                 if p.is_file() and p.name != component.answers_file]
+        return sorted(f for f in owned if not (project.root / f).is_file()
+                      or not filecmp.cmp(rendered / f, project.root / f, shallow=False))
+
+
+def owned_files(component: Component) -> list[str]:
+    return [component.module_path, component.answers_file] if component.answers_file else [component.module_path]
+
+
+def remove_component(project: Project, kind: str, name: str, force: bool = False,
+                     source: TemplateSource | None = None) -> list[str]:
+    """Delete an added component's files; returns the paths removed."""
+    if kind not in KINDS:
+        raise ComponentError(f"unknown kind {kind!r}; use model or dataset")
+    component = project.component(kind, name)
+    if component is None:
+        names = [c.name for c in project.components() if c.kind == kind]
+        raise ComponentError(f"no {kind} named {name!r}; the project has: {', '.join(names) or 'none'}")
+    if component.owner != "component":
+        origin = "part of the project template" if component.owner == "project" else "not made by litscaffold"
+        raise ComponentError(
+            f"{component.module_path} is {origin}; delete it yourself with `git rm {component.module_path}`"
+        )
+    if not force:
+        edited = changed_files(project, component, source)
+        if edited:
+            raise ComponentError(
+                f"{kind} {name} has changes of yours in {', '.join(edited)}; keep them, or pass --force to delete"
+            )
+    was_clean = git.is_repo(project.root) and not git.status(project.root)
+    paths = [p for p in owned_files(component) if (project.root / p).exists()]
+    for relative in paths:
+        (project.root / relative).unlink()
+    if was_clean:
+        git.commit_paths(project.root, paths, f"Remove {kind} {name}")
+    return paths

@@ -1,0 +1,53 @@
+"""One hierarchy of errors: each carries the one line a user needs and the exit code to leave with."""
+
+from __future__ import annotations
+
+
+class LitscaffoldError(Exception):
+    """An error the user can act on; the CLI prints its message as one line, no traceback."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(LitscaffoldError):
+    """The command line itself was wrong (bad name, unknown option value)."""
+
+    exit_code = 2
+
+
+class InvalidName(UsageError):
+    """A project or component name that cannot be used."""
+
+
+class DestinationError(LitscaffoldError):
+    """The destination directory cannot take the new project."""
+
+
+class NotAProject(UsageError):
+    """The command needs a litscaffold project and none was found."""
+
+
+class ComponentError(UsageError):
+    """A component (model or dataset) that cannot be added or removed."""
+
+
+class UpdateError(LitscaffoldError):
+    """A precondition of `litscaffold update` does not hold."""
+
+
+class UpdateConflict(LitscaffoldError):
+    """An update merged with conflicts that the user must resolve."""
+
+
+class TemplateError(LitscaffoldError):
+    """The shipped template history is missing, damaged or does not hold the wanted version."""
+
+
+class Interrupted(LitscaffoldError):
+    """Ctrl-C: whatever was half-written has been removed."""
+
+    exit_code = 130

@@ -1,0 +1,99 @@
+"""A generated project: where it is, what it was made from, and which components it holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import NotAProject, TemplateError
+from .template import version_of
+
+PROJECT_ANSWERS = ".copier-answers.yml"
+KINDS = ("model", "dataset")
+# Where each kind of component lives inside a project.
+PACKAGE_OF = {"model": "model", "dataset": "data"}
+# Components the project template itself renders (owned by the project's answers file).
+BUILTIN = {("model", "deep_normal"): "deep-normal", ("model", "mlp"): "mlp",
+           ("dataset", "synthetic_regression"): "synthetic-regression"}
+# Modules of model/ and data/ that are wiring, not components.
+NOT_COMPONENTS = {"__init__", "base"}
+
+
+def component_answers_file(kind: str, name: str) -> str:
+    return f".copier-answers.{kind}-{name}.yml"
+
+
+def read_answers(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise TemplateError(f"cannot read {path.name}: {error}; restore it from git") from None
+    return loaded if isinstance(loaded, dict) else {}
+
+
+@dataclass(frozen=True)
+class Component:
+    kind: str            # "model" | "dataset"
+    name: str            # module name, also the --model / --dataset value
+    blueprint: str       # what it was made from; "-" for a hand-written module
+    version: str | None  # template version it was rendered with; None when not rendered by us
+    owner: str           # "component" (own answers file), "project" (built in) or "user"
+    answers_file: str | None = None
+
+    @property
+    def module_path(self) -> str:
+        return f"{PACKAGE_OF[self.kind]}/{self.name}.py"
+
+
+class Project:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def find(cls, start: Path | None = None, explicit: bool = False) -> Project:
+        """The project containing `start` (walking up), or the one at `start` when explicit."""
+        here = (start or Path.cwd()).resolve()
+        candidates = [here] if explicit else [here, *here.parents]
+        for folder in candidates:
+            if (folder / PROJECT_ANSWERS).is_file():
+                return cls(folder)
+        where = f"in {here}" if explicit else f"from {here} up"
+        raise NotAProject(
+            f"not inside a litscaffold project (no {PROJECT_ANSWERS} found {where}); "
+            "run it in a project or pass --project DIR"
+        )
+
+    @property
+    def answers(self) -> dict[str, Any]:
+        return read_answers(self.root / PROJECT_ANSWERS)
+
+    @property
+    def version(self) -> str | None:
+        return version_of(self.answers.get("_commit"))
+
+    def components(self) -> list[Component]:
+        """Every model and dataset module, added, built in or hand-written, sorted by kind and name."""
+        found: dict[tuple[str, str], Component] = {}
+        for path in sorted(self.root.glob(".copier-answers.*-*.yml")):
+            answers = read_answers(path)
+            kind, name = answers.get("component"), answers.get("name")
+            if kind in KINDS and isinstance(name, str):
+                found[(kind, name)] = Component(kind, name, str(answers.get("blueprint", "-")),
+                                                version_of(answers.get("_commit")), "component", path.name)
+        project_version = self.version
+        for kind in KINDS:
+            for module in sorted((self.root / PACKAGE_OF[kind]).glob("*.py")):
+                key = (kind, module.stem)
+                if module.stem in NOT_COMPONENTS or key in found:
+                    continue
+                if key in BUILTIN:
+                    found[key] = Component(kind, module.stem, BUILTIN[key], project_version, "project")
+                else:
+                    found[key] = Component(kind, module.stem, "-", None, "user")
+        return sorted(found.values(), key=lambda c: (KINDS.index(c.kind), c.name))
+
+    def component(self, kind: str, name: str) -> Component | None:
+        return next((c for c in self.components() if c.kind == kind and c.name == name), None)

@@ -1,0 +1,75 @@
+"""Every copier render goes through here: same settings, same safety, nothing half-written."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .errors import Interrupted, LitscaffoldError, UsageError
+from .template import TemplateSource, tag_of
+
+
+@contextlib.contextmanager
+def scratch_dir(near: Path, prefix: str) -> Iterator[Path]:
+    """A temporary directory on the same file system as `near` (so results can be renamed into
+    place), removed afterwards whatever happens, Ctrl-C included."""
+    try:
+        path = Path(tempfile.mkdtemp(prefix=f".{prefix}-", dir=near))
+    except OSError as error:
+        raise LitscaffoldError(
+            f"cannot write in {near}: {error.strerror.lower()}; choose a folder you can write to"
+        ) from None
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def render(
+    source: TemplateSource,
+    dst: Path,
+    data: dict[str, Any],
+    *,
+    version: str,
+    answers_file: str,
+    ask: bool = False,
+) -> None:
+    """Render the template at `version` into the empty directory `dst`.
+
+    The user's own copier settings file is ignored (default answers from it would leak into our
+    templates), and templates never run tasks: `unsafe` stays off.
+    """
+    import copier
+    from copier.errors import CopierError, InteractiveSessionError
+
+    try:
+        copier.run_copy(
+            source.src_path,
+            dst,
+            data=data,
+            answers_file=answers_file,
+            vcs_ref=tag_of(version),
+            settings=copier.Settings(),
+            defaults=not (ask and sys.stdin.isatty()),
+            overwrite=True,
+            quiet=True,
+            unsafe=False,
+        )
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; nothing was written") from None
+    except InteractiveSessionError:
+        raise UsageError("no terminal to ask the template's questions; pass --defaults") from None
+    except ValueError as error:  # copier's validators, choices and type checks
+        raise UsageError(f"invalid answer: {_first_line(error)}") from None
+    except CopierError as error:
+        raise LitscaffoldError(f"copier failed: {_first_line(error)}") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

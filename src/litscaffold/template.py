@@ -1,0 +1,133 @@
+"""The template and its versions.
+
+A wheel carries no git history, yet `copier update` must re-render the version a project was made
+with. So the package ships `template.bundle`: a git bundle holding one commit and one tag per
+released template version (fixed dates, so the hashes are the same on every machine). At run time
+the bundle is fetched into a cache repository and every copy or update names its version with
+`vcs_ref`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from . import __version__
+from .errors import TemplateError
+from .git import git
+
+PACKAGE_DIR = Path(__file__).parent
+BUNDLE = PACKAGE_DIR / "template.bundle"
+RELEASES = PACKAGE_DIR / "releases.json"
+
+# Every version's commit carries these, so a snapshot hashes the same wherever it is built.
+SNAPSHOT_ENV = {
+    "GIT_AUTHOR_NAME": "litscaffold",
+    "GIT_AUTHOR_EMAIL": "templates@litscaffold.invalid",
+    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00+00:00",
+    "GIT_COMMITTER_NAME": "litscaffold",
+    "GIT_COMMITTER_EMAIL": "templates@litscaffold.invalid",
+    "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+00:00",
+}
+
+
+def tag_of(version: str) -> str:
+    return f"v{version}"
+
+
+def version_of(ref: str | None) -> str | None:
+    """'v0.1.0' -> '0.1.0'; None for refs that are not one of our version tags."""
+    if not ref or not ref.startswith("v"):
+        return None
+    return ref[1:]
+
+
+def parse_version(version: str) -> tuple[int, ...]:
+    """'0.10.2' -> (0, 10, 2), for ordering versions; unparsable parts count as 0."""
+    return tuple(int(part) if part.isdigit() else 0 for part in version.split("."))
+
+
+def cache_root() -> Path:
+    """Where the template repository lives: $LITSCAFFOLD_CACHE_DIR, else the XDG cache."""
+    if explicit := os.environ.get("LITSCAFFOLD_CACHE_DIR"):
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "litscaffold"
+
+
+def portable_path(path: Path) -> str:
+    """The path as recorded in answers files: under the home directory it starts with `~`, so a
+    project cloned onto another machine still finds the template there."""
+    home = Path.home().resolve()
+    resolved = path.resolve()
+    if resolved.is_relative_to(home):
+        return "~/" + resolved.relative_to(home).as_posix()
+    return resolved.as_posix()
+
+
+class TemplateSource:
+    """The cache repository that copier reads the template from, filled from a bundle."""
+
+    def __init__(self, bundle: Path = BUNDLE, root: Path | None = None) -> None:
+        self.bundle = bundle
+        self.repo = (root or cache_root()) / "template"
+
+    @property
+    def src_path(self) -> str:
+        return portable_path(self.repo)
+
+    def ensure(self) -> TemplateSource:
+        """Make the cache repository hold every tag of the bundle (cheap when it already does)."""
+        if not self.bundle.is_file():
+            raise TemplateError(
+                f"the template history {self.bundle} is missing; reinstall litscaffold "
+                "(maintainers: run `python -m litscaffold.snapshot`)"
+            )
+        digest = hashlib.sha256(self.bundle.read_bytes()).hexdigest()
+        marker = self.repo / ".git" / "litscaffold-bundle"
+        if marker.is_file() and marker.read_text() == digest:
+            return self
+        with _locked(self.repo.parent / "template.lock"):
+            if marker.is_file() and marker.read_text() == digest:
+                return self
+            if not (self.repo / ".git").is_dir():
+                self.repo.mkdir(parents=True, exist_ok=True)
+                git("init", "-q", cwd=self.repo)
+            # --force: an unreleased version may have been re-snapshotted; released tags never move
+            # (a test pins them), so forcing only ever moves the tag of a development version.
+            git("fetch", "-q", "--force", "--no-write-fetch-head", str(self.bundle),
+                "refs/tags/*:refs/tags/*", cwd=self.repo)
+            marker.write_text(digest)
+        return self
+
+    def versions(self) -> list[str]:
+        """Every template version the cache holds, oldest first."""
+        tags = git("tag", "--list", "v*", cwd=self.repo).split()
+        return sorted((t[1:] for t in tags), key=parse_version)
+
+    def has_version(self, version: str) -> bool:
+        return version in self.versions()
+
+
+def current_version() -> str:
+    return __version__
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    """Serialise cache writes between litscaffold processes started together."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        try:
+            import fcntl
+        except ImportError:  # Windows: concurrent first runs are rare enough to go unlocked
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
