@@ -272,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"error: internal error ({type(error).__name__}: {error}); rerun with LITSCAFFOLD_DEBUG=1 "
                    "and report the traceback", err=True)
         return 1
+    if code == 130:  # typer turns Ctrl-C into a silent exit code; renders clean up after themselves
+        typer.echo("error: interrupted; nothing half-written was left behind", err=True)
     return code if isinstance(code, int) else 0
 
 

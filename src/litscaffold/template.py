@@ -71,8 +71,10 @@ def portable_path(path: Path) -> str:
 class TemplateSource:
     """The cache repository that copier reads the template from, filled from a bundle."""
 
-    def __init__(self, bundle: Path = BUNDLE, root: Path | None = None) -> None:
-        self.bundle = bundle
+    def __init__(self, bundle: Path | None = None, root: Path | None = None) -> None:
+        # LITSCAFFOLD_TEMPLATE_BUNDLE lets maintainers and the test suite try a template change
+        # before it is snapshotted into the shipped bundle.
+        self.bundle = bundle or Path(os.environ.get("LITSCAFFOLD_TEMPLATE_BUNDLE") or BUNDLE)
         self.repo = (root or cache_root()) / "template"
 
     @property
