@@ -57,10 +57,15 @@ def unmerged_files(path: Path) -> list[str]:
     return sorted(set(out.split()))
 
 
-def _identity_env(path: Path) -> dict[str, str]:
-    has_name = subprocess.run(["git", "config", "user.name"], cwd=path, capture_output=True).returncode == 0
-    has_email = subprocess.run(["git", "config", "user.email"], cwd=path, capture_output=True).returncode == 0
-    return {} if has_name and has_email else dict(_FALLBACK_IDENTITY)
+def commit(path: Path, message: str, *args: str) -> None:
+    """`git commit` with the user's identity, or a fallback one when git has none configured."""
+    command = ("commit", "--no-verify", "-q", "-m", message, *args)
+    try:
+        git(*command, cwd=path)
+    except LitscaffoldError as error:
+        if not any(hint in error.message for hint in ("ident", "who you are", "auto-detect")):
+            raise
+        git(*command, cwd=path, env=_FALLBACK_IDENTITY)
 
 
 def commit_all(path: Path, message: str) -> bool:
@@ -68,14 +73,14 @@ def commit_all(path: Path, message: str) -> bool:
     git("add", "-A", cwd=path)
     if not status(path):
         return False
-    git("commit", "--no-verify", "-q", "-m", message, cwd=path, env=_identity_env(path))
+    commit(path, message)
     return True
 
 
 def commit_paths(path: Path, paths: list[str], message: str) -> None:
     """Stage and commit exactly `paths` (additions and deletions)."""
     git("add", "-A", "--", *paths, cwd=path)
-    git("commit", "--no-verify", "-q", "-m", message, "--", *paths, cwd=path, env=_identity_env(path))
+    commit(path, message, "--", *paths)
 
 
 def init(path: Path) -> None:

@@ -69,6 +69,7 @@ def new_project(
         check_project_name(data["project_slug"])
     dest = (dest or Path(slug)).absolute()
     _check_destination(dest, force)
+    fresh = not dest.exists()
     source = (source or TemplateSource()).ensure()
     created_parents = _make_parents(dest.parent)
     try:
@@ -83,7 +84,7 @@ def new_project(
         raise
     result = Scaffolded(dest, slug, committed=False, kept=kept)
     if use_git:
-        if not git.is_repo(dest):
+        if fresh or not git.is_repo(dest):
             git.init(dest)
         # Only the files we wrote: a user's own files in a --force destination stay theirs to commit.
         git.commit_paths(dest, written, f"Scaffold {name} with litscaffold {current_version()}")
