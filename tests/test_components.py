@@ -1,0 +1,186 @@
+"""`add`, `remove` and `list`: components arrive as new files only and everything sees them at once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import assert_one_line_error, run_cli, tree_digest
+
+MODEL_BLUEPRINTS = ["mlp", "deep-normal", "convnet", "autoencoder", "blank"]
+DATASET_BLUEPRINTS = ["synthetic-regression", "synthetic-images", "mnist", "csv"]
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    where = tmp_path_factory.mktemp("components")
+    run_cli("new-project", "demo", "--defaults", cwd=where, check=True)
+    return where / "demo"
+
+
+@pytest.fixture
+def project(pristine: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "demo"
+    shutil.copytree(pristine, copy)
+    return copy
+
+
+def listed(project: Path) -> dict[tuple[str, str], dict]:
+    proc = run_cli("list", "--json", cwd=project, check=True)
+    return {(c["kind"], c["name"]): c for c in json.loads(proc.stdout)["components"]}
+
+
+def git_clean(project: Path) -> bool:
+    return subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True,
+                          text=True).stdout == ""
+
+
+def test_list_shows_the_built_in_components(project: Path) -> None:
+    proc = run_cli("list", cwd=project, check=True)
+    assert "template 0.1.0" in proc.stdout
+    components = listed(project)
+    assert components[("model", "deep_normal")]["blueprint"] == "deep-normal"
+    assert components[("model", "mlp")]["owner"] == "project"
+    assert components[("dataset", "synthetic_regression")]["template_version"] == "0.1.0"
+
+
+def test_add_creates_only_new_files_commits_and_is_listed(project: Path) -> None:
+    before = tree_digest(project)
+    run_cli("add", "model", "digits", "--blueprint", "convnet", cwd=project / "model", check=True)
+    after = tree_digest(project)
+    changed = {path for path in before if before[path] != after.get(path) and not path.startswith(".git/")}
+    assert changed == set()  # no existing file was edited
+    new = {path for path in after if path not in before and not path.startswith(".git/")}
+    assert new == {"model/digits.py", ".copier-answers.model-digits.yml"}
+    assert "class Digits" in (project / "model" / "digits.py").read_text()
+    assert git_clean(project)
+    entry = listed(project)[("model", "digits")]
+    assert (entry["blueprint"], entry["owner"], entry["template_version"]) == ("convnet", "component", "0.1.0")
+
+
+def test_add_then_remove_leaves_the_tree_as_it_was(project: Path) -> None:
+    before = {k: v for k, v in tree_digest(project).items() if not k.startswith(".git/")}
+    run_cli("add", "dataset", "tabular", "--blueprint", "csv", cwd=project, check=True)
+    run_cli("remove", "dataset", "tabular", cwd=project, check=True)
+    after = {k: v for k, v in tree_digest(project).items() if not k.startswith(".git/")}
+    assert after == before
+    assert git_clean(project)
+
+
+def test_remove_refuses_edited_components_unless_forced(project: Path) -> None:
+    run_cli("add", "model", "net", cwd=project, check=True)
+    module = project / "model" / "net.py"
+    module.write_text(module.read_text() + "\n# my change\n")
+    before = tree_digest(project)
+    proc = run_cli("remove", "model", "net", cwd=project)
+    assert "model/net.py" in assert_one_line_error(proc, 2)
+    assert tree_digest(project) == before
+    run_cli("remove", "model", "net", "--force", cwd=project, check=True)
+    assert not module.exists() and not (project / ".copier-answers.model-net.yml").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["add", "model", "mlp"], "already exists"),
+        (["add", "model", "class"], "keyword"),
+        (["add", "model", "torch"], "shadow"),
+        (["add", "dataset", "data"], "shadow"),
+        (["add", "model", "My-Net"], "not a module name"),
+        (["add", "model", "2net"], "not a module name"),
+        (["add", "model", "net", "--blueprint", "resnet"], "mlp, deep-normal, convnet, autoencoder, blank"),
+        (["add", "dataset", "d", "--blueprint", "imagenet"], "synthetic-regression, synthetic-images, mnist, csv"),
+        (["remove", "model", "nothing"], "no model named 'nothing'"),
+        (["remove", "model", "mlp"], "part of the project template"),
+        (["remove", "gadget", "x"], "use model or dataset"),
+    ],
+)
+def test_refusals_leave_the_project_byte_identical(project: Path, args: list[str], fragment: str) -> None:
+    before = tree_digest(project)
+    proc = run_cli(*args, cwd=project)
+    assert fragment in assert_one_line_error(proc, 2)
+    assert tree_digest(project) == before
+
+
+def test_outside_a_project(tmp_path: Path) -> None:
+    before = tree_digest(tmp_path)
+    proc = run_cli("add", "model", "net", cwd=tmp_path)
+    assert "not inside a litscaffold project" in assert_one_line_error(proc, 2)
+    proc = run_cli("list", "--project", str(tmp_path))
+    assert "--project DIR" in assert_one_line_error(proc, 2)
+    assert tree_digest(tmp_path) == before
+
+
+@pytest.mark.slow
+def test_every_blueprint_joins_the_projects_own_tests(project: Path) -> None:
+    for blueprint in MODEL_BLUEPRINTS:
+        run_cli("add", "model", f"my_{blueprint.replace('-', '_')}", "--blueprint", blueprint, cwd=project,
+                check=True)
+    for blueprint in DATASET_BLUEPRINTS:
+        run_cli("add", "dataset", f"my_{blueprint.replace('-', '_')}", "--blueprint", blueprint, cwd=project,
+                check=True)
+    assert len([k for k in listed(project) if k[0] == "model"]) == 2 + len(MODEL_BLUEPRINTS)
+    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=project,
+                          capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+                          cwd=project, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    # every added module shows up in the project's parametrized tests
+    for blueprint in MODEL_BLUEPRINTS + DATASET_BLUEPRINTS:
+        assert f"my_{blueprint.replace('-', '_')}" in subprocess.run(
+            [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests"],
+            cwd=project, capture_output=True, text=True).stdout
+
+
+def train(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "trainer.py", "--max_epochs", "1", "--save_dir", "logs", *args],
+                          cwd=project, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900)
+
+
+@pytest.mark.slow
+def test_one_pair_per_task_trains_for_an_epoch(project: Path) -> None:
+    run_cli("add", "model", "digits_net", "--blueprint", "convnet", cwd=project, check=True)
+    run_cli("add", "model", "codec", "--blueprint", "autoencoder", cwd=project, check=True)
+    run_cli("add", "dataset", "digits", "--blueprint", "synthetic-images", cwd=project, check=True)
+    for model, dataset in [("mlp", "synthetic_regression"), ("digits_net", "digits"), ("codec", "digits")]:
+        proc = train(project, "--model", model, "--dataset", dataset, "--limit_train_batches", "8",
+                     "--limit_val_batches", "2", "--limit_test_batches", "2")
+        assert proc.returncode == 0, (model, dataset, proc.stderr[-3000:])
+    assert len(list((project / "logs").glob("*/*/run.json"))) == 3
+
+
+@pytest.mark.slow
+def test_model_hyperparameters_become_flags_and_incompatible_pairs_are_refused(project: Path) -> None:
+    run_cli("add", "model", "digits_net", "--blueprint", "convnet", cwd=project, check=True)
+    help_text = subprocess.run([sys.executable, "trainer.py", "--model", "mlp", "--help"], cwd=project,
+                               capture_output=True, text=True).stdout
+    assert "--hidden" in help_text
+    proc = train(project, "--model", "mlp", "--hidden", "17", "--fast_dev_run", "true")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = train(project, "--model", "mlp", "--hidden", "17", "--limit_train_batches", "2",
+                 "--limit_val_batches", "1", "--limit_test_batches", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = (project / "logs").glob("mlp-synthetic_regression/*")
+    assert run_dir.name.endswith("_hidden=17")
+    proc = train(project, "--model", "digits_net", "--dataset", "synthetic_regression")
+    assert proc.returncode != 0
+    message = proc.stderr.strip().splitlines()[-1]
+    assert "digits_net" in message and "synthetic_regression" in message and "Traceback" not in proc.stderr
+    assert not (project / "logs" / "digits_net-synthetic_regression").exists() or not any(
+        (project / "logs" / "digits_net-synthetic_regression").iterdir())
+
+
+@pytest.mark.slow
+def test_csv_without_the_named_columns_names_the_columns_found(project: Path) -> None:
+    run_cli("add", "dataset", "sales", "--blueprint", "csv", cwd=project, check=True)
+    (project / "sales.csv").write_text("a,b,price\n" + "".join(f"{i},{i * 2},{i * 3}\n" for i in range(50)))
+    proc = train(project, "--model", "mlp", "--dataset", "sales", "--path", "sales.csv", "--features", "a,size",
+                 "--target", "price", "--fast_dev_run", "true")
+    assert proc.returncode != 0
+    message = proc.stderr.strip().splitlines()[-1]
+    assert "size" in message and "a, b, price" in message and "Traceback" not in proc.stderr

@@ -1,0 +1,121 @@
+"""A generated project, used as its users will: lint, its own tests, a real training run, TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+TRAIN_FAST = ["--limit_train_batches", "4", "--limit_val_batches", "2", "--limit_test_batches", "2"]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    where = tmp_path_factory.mktemp("generated")
+    run_cli("new-project", "demo", "--defaults", cwd=where, check=True)
+    return where / "demo"
+
+
+def run_in(project: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=project, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=timeout)
+
+
+def run_dirs(save_dir: Path) -> list[Path]:
+    return sorted(p for p in save_dir.glob("*/*") if p.is_dir())
+
+
+def test_generated_code_passes_ruff(project: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=project,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_generated_code_never_imports_litscaffold(project: Path) -> None:
+    offenders = [p for p in project.rglob("*.py") if re.search(r"^\s*(import|from)\s+litscaffold",
+                                                               p.read_text(), re.MULTILINE)]
+    assert offenders == []
+
+
+def test_pyproject_installs_no_generic_top_level_packages(project: Path, tmp_path: Path) -> None:
+    """`pip install -e .` must not put packages named `data` or `model` into site-packages."""
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                           "-w", str(tmp_path), str(project)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    import zipfile
+
+    (wheel,) = tmp_path.glob("*.whl")
+    top_level = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    assert all(name.endswith(".dist-info") for name in top_level), top_level
+
+
+@pytest.mark.slow
+def test_projects_own_test_suite_passes(project: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "demo"
+    shutil.copytree(project, copy)
+    proc = run_in(copy, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert re.search(r"\d+ passed", proc.stdout)
+
+
+@pytest.mark.slow
+def test_two_epochs_fill_the_hparams_tab_with_real_values(project: Path, tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata
+
+    save_dir = tmp_path / "logs"
+    proc = run_in(project, "trainer.py", "--max_epochs", "2", "--save_dir", str(save_dir), "--lr", "0.01",
+                  *TRAIN_FAST)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = run_dirs(save_dir)
+    # naming scheme: save_dir/<model>-<dataset>/<timestamp>_<changed hyperparameters>
+    assert run_dir.parent.name == "deep_normal-synthetic_regression"
+    assert re.fullmatch(r"\d{8}-\d{6}(_\d+)?_lr=0\.01", run_dir.name), run_dir.name
+    assert str(run_dir) in proc.stdout and "tensorboard --logdir" in proc.stdout
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    assert "_hparams_/experiment" in content and "_hparams_/session_start_info" in content
+    session = metadata.parse_session_start_info_plugin_data(content["_hparams_/session_start_info"])
+    hparams = dict(session.hparams)
+    assert math.isclose(hparams["lr"].number_value, 0.01)
+    assert "hidden" in hparams and "batch_size" in hparams
+    experiment = metadata.parse_experiment_plugin_data(content["_hparams_/experiment"])
+    metrics = {info.name.tag for info in experiment.metric_infos}
+    assert "hp/val_loss" in metrics
+
+    val_loss = events.Scalars("loss/val")
+    hp_val = events.Scalars("hp/val_loss")
+    assert len(val_loss) == 2 and len(hp_val) >= 2
+    # the HPARAMS table shows the last logged value: it must be the real last validation loss
+    assert math.isclose(hp_val[-1].value, val_loss[-1].value, rel_tol=1e-6)
+    assert all(math.isfinite(v.value) for v in hp_val)
+    assert "loss/train" in events.Tags()["scalars"]
+
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["model"] == "deep_normal" and run["dataset"] == "synthetic_regression"
+    assert (run_dir / run["best_checkpoint"]).is_file()
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.slow
+def test_runs_started_together_get_their_own_directories(project: Path, tmp_path: Path) -> None:
+    save_dir = tmp_path / "logs"
+    command = [sys.executable, "trainer.py", "--max_epochs", "1", "--save_dir", str(save_dir), *TRAIN_FAST]
+    procs = [subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              stdin=subprocess.DEVNULL) for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+    dirs = run_dirs(save_dir)
+    assert len(dirs) == 2, dirs
+    for run_dir in dirs:
+        assert list((run_dir / "checkpoints").glob("*.ckpt")), run_dir
