@@ -61,14 +61,14 @@ class Bench:
         self.rows.append(("litscaffold --help", seconds, "<= 0.15 s"))
 
     def new_project(self) -> None:
-        from litscaffold.template import tag_of, current_version
+        from litscaffold.template import current_version, tag_of
 
         def ours(i: int) -> float:
             return timed([*self.cli, "new-project", "demo", "--defaults"], self.fresh("ours"), self.env)
 
         def plain(i: int) -> float:
             dst = self.fresh("plain") / "demo"
-            return timed(["copier", "copy", "--defaults", "--quiet", "--vcs-ref", tag_of(current_version()),
+            return timed([sys.executable, "-m", "copier", "copy", "--defaults", "--quiet", "--vcs-ref", tag_of(current_version()),
                           "-d", "project_name=demo", str(self.source.repo), str(dst)], self.work, self.env)
 
         copier_s = median_of(self.repeats, plain)

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -38,7 +38,7 @@ add_app = typer.Typer(help="Add a model or a dataset to the project (new files o
 app.add_typer(add_app, name="add")
 
 ProjectOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--project", "-p", help="Project directory (default: the project containing the current folder).",
                  file_okay=False),
 ]
@@ -61,9 +61,9 @@ def _root(
 @app.command("new-project")
 def new_project(
     name: Annotated[str, typer.Argument(help="Project name; its slug names the folder and the package.")],
-    dest: Annotated[Optional[Path], typer.Option(help="Where to create it (default: ./<slug>).")] = None,
+    dest: Annotated[Path | None, typer.Option(help="Where to create it (default: ./<slug>).")] = None,
     defaults: Annotated[bool, typer.Option("--defaults", help="Take every default answer, ask nothing.")] = False,
-    data: Annotated[Optional[list[str]], typer.Option(
+    data: Annotated[list[str] | None, typer.Option(
         "--data", "-d", help="Answer a question: KEY=VALUE (repeatable), e.g. -d default_model=mlp.")] = None,
     no_git: Annotated[bool, typer.Option("--no-git", help="Skip `git init` and the first commit.")] = False,
     force: Annotated[bool, typer.Option(
@@ -94,7 +94,7 @@ def new_project(
     )
 
 
-def _add(kind: str, name: str, blueprint: Optional[str], project: Optional[Path]) -> None:
+def _add(kind: str, name: str, blueprint: str | None, project: Path | None) -> None:
     from .components import add_component
     from .project import Project
 
@@ -110,7 +110,7 @@ def _add(kind: str, name: str, blueprint: Optional[str], project: Optional[Path]
 @add_app.command("model")
 def add_model(
     name: Annotated[str, typer.Argument(help="Module name, e.g. my_net (becomes model/my_net.py and --model my_net).")],
-    blueprint: Annotated[Optional[str], typer.Option(
+    blueprint: Annotated[str | None, typer.Option(
         "--blueprint", "-b", help="mlp (default), deep-normal, convnet, autoencoder or blank.")] = None,
     project: ProjectOption = None,
 ) -> None:
@@ -127,7 +127,7 @@ def add_model(
 @add_app.command("dataset")
 def add_dataset(
     name: Annotated[str, typer.Argument(help="Module name, e.g. sales (becomes data/sales.py and --dataset sales).")],
-    blueprint: Annotated[Optional[str], typer.Option(
+    blueprint: Annotated[str | None, typer.Option(
         "--blueprint", "-b", help="synthetic-regression (default), synthetic-images, mnist or csv.")] = None,
     project: ProjectOption = None,
 ) -> None:
@@ -197,7 +197,7 @@ def list_components(
 def update(
     project: ProjectOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the diff it would make; change nothing.")] = False,
-    only: Annotated[Optional[str], typer.Option(
+    only: Annotated[str | None, typer.Option(
         "--only", help="Update one part: project, model:NAME or dataset:NAME.")] = None,
 ) -> None:
     """Bring the project and each component to this litscaffold's template, keeping your edits.
