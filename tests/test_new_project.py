@@ -170,3 +170,42 @@ def test_every_command_has_help_with_an_example() -> None:
                     ["update"], ["check"]):
         proc = run_cli(*command, "--help", check=True)
         assert "Example" in proc.stdout, command
+
+
+def test_on_a_terminal_it_asks_the_templates_questions(tmp_path: Path) -> None:
+    """A pseudo-terminal user: Enter keeps each default, except the author typed in."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child becomes litscaffold running on a terminal
+        os.chdir(tmp_path)
+        os.execvp(sys.executable, [sys.executable, "-m", "litscaffold", "new-project", "demo", "--no-git"])
+    screen, prompts, typed_author = b"", 0, False
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.4)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # the child closed the terminal: it has finished
+                break
+            if not chunk:
+                break
+            screen += chunk
+            if b"\x1b[6n" in chunk:  # the prompt asks where the cursor is: answer like a terminal
+                os.write(fd, b"\x1b[1;1R")
+            continue
+        current_prompt = screen.rsplit("🎤".encode(), 1)[-1]
+        if b"Author" in current_prompt and not typed_author:
+            os.write(fd, b"\x15Ada Lovelace\r")  # Ctrl-U clears the pre-filled default first
+            typed_author = True
+        else:
+            os.write(fd, b"\r")
+        prompts += 1
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, screen[-2000:]
+    assert typed_author and prompts >= 5, screen[-2000:]
+    answers = yaml.safe_load((tmp_path / "demo" / ".copier-answers.yml").read_text())
+    assert answers["author_name"] == "Ada Lovelace"
+    assert answers["default_model"] == "deep_normal"
