@@ -1,0 +1,209 @@
+"""Where runs live and what they are called.
+
+A run is the directory ``<save_dir>/<name>/<version>``: TensorBoard's event files, ``checkpoints/``
+(best + ``last.ckpt``) and ``run.json`` (what was trained, so it can be resumed or used for predictions).
+
+- name: the experiment series, by default ``<model>-<dataset>``; ``tensorboard --logdir <save_dir>/<name>``
+  compares the runs of one series in the HPARAMS tab.
+- version: ``<YYYYmmdd-HHMMSS>`` plus the hyperparameters that differ from their defaults, e.g.
+  ``20261124-101502_lr=0.01_hidden=64``. Created with an atomic mkdir, so runs started in the same second
+  get distinct directories (``20261124-101502-2_...``).
+- multi-process runs: every rank must write to the SAME version. The process that decides (the one the
+  user started) exports the version's first part as ``TRAINER_RUN_ID``; processes re-executed by Lightning's
+  DDP launcher inherit it. Under torchrun or SLURM, the launch scripts export it, or it is derived from
+  ``TORCHELASTIC_RUN_ID`` / ``SLURM_JOB_ID``. Only global rank 0 creates directories and files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+RUN_ID_ENV = "TRAINER_RUN_ID"
+RUN_FILE = "run.json"
+CHECKPOINTS = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+MAX_VERSION_LENGTH = 150
+
+
+class RunError(ValueError):
+    """A run cannot be found or used; the message says what to do."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Naming
+# ----------------------------------------------------------------------------------------------------
+
+
+def timestamp(now: float | None = None) -> str:
+    """Sortable local time to the second: 20261124-101502."""
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+
+
+def format_value(value: Any) -> str:
+    """A short, path-safe rendering of a hyperparameter value for a directory name."""
+    if isinstance(value, bool):
+        text = str(value).lower()
+    elif isinstance(value, float):
+        text = f"{value:.4g}"
+    elif isinstance(value, (list, tuple)):
+        text = "x".join(format_value(item) for item in value)
+    elif isinstance(value, (str, Path)) and ("/" in str(value) or os.sep in str(value)):
+        text = Path(value).stem  # a file path: its name says enough
+    else:
+        text = str(value)
+    return re.sub(r"[^A-Za-z0-9.+-]+", "-", text).strip("-")[:40] or "-"
+
+
+def version_suffix(changed: dict[str, Any]) -> str:
+    """``lr=0.01_hidden=64`` for the hyperparameters that differ from their defaults."""
+    return "_".join(f"{name}={format_value(value)}" for name, value in changed.items())
+
+
+def version_name(run_id: str, suffix: str) -> str:
+    return f"{run_id}_{suffix}"[:MAX_VERSION_LENGTH] if suffix else run_id
+
+
+# ----------------------------------------------------------------------------------------------------
+# Ranks and the shared run id
+# ----------------------------------------------------------------------------------------------------
+
+
+def launched_rank_is_zero() -> bool:
+    """Whether this process is global rank 0 as far as the launcher's environment tells.
+
+    Lightning's re-executed DDP ranks get LOCAL_RANK/NODE_RANK, torchrun sets RANK, SLURM sets
+    SLURM_PROCID; a plain ``python trainer.py`` has none of them and is rank 0.
+    """
+    return all(int(os.environ.get(var, "0") or 0) == 0 for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK"))
+
+
+def shared_run_id() -> str | None:
+    """The run id every rank of a multi-process launch agrees on, or None when this process decides."""
+    if os.environ.get(RUN_ID_ENV):
+        return os.environ[RUN_ID_ENV]
+    if int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1 and os.environ.get("SLURM_JOB_ID"):
+        array_task = os.environ.get("SLURM_ARRAY_TASK_ID")
+        return f"slurm-{os.environ['SLURM_JOB_ID']}" + (f"-{array_task}" if array_task else "")
+    torchrun_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and torchrun_id not in ("", "none"):
+        return f"torchrun-{torchrun_id}"
+    return None
+
+
+def create_run_dir(series_dir: Path, suffix: str, now: float | None = None) -> tuple[Path, str]:
+    """Create this run's version directory; return it and the run id to hand to other ranks.
+
+    With a shared run id (another rank or the launcher decided), the directory is shared: only rank 0
+    creates it. Otherwise the timestamp decides and ``mkdir`` without ``exist_ok`` makes the choice
+    atomic: when two runs pick the same name in the same second, the loser takes the next counter.
+    """
+    run_id = shared_run_id()
+    if run_id is not None:
+        run_dir = series_dir / version_name(run_id, suffix)
+        if launched_rank_is_zero():
+            run_dir.mkdir(parents=True, exist_ok=True)
+        return run_dir, run_id
+    series_dir.mkdir(parents=True, exist_ok=True)
+    stamp = timestamp(now)
+    for attempt in range(1, 10_000):
+        run_id = stamp if attempt == 1 else f"{stamp}-{attempt}"
+        run_dir = series_dir / version_name(run_id, suffix)
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            continue
+        return run_dir, run_id
+    raise RunError(f"no free run directory in {series_dir} for {stamp}")
+
+
+# ----------------------------------------------------------------------------------------------------
+# run.json
+# ----------------------------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def write_run_info(run_dir: Path, info: dict[str, Any]) -> None:
+    """Write run.json atomically (a reader never sees half a file)."""
+    data = {key: _jsonable(value) for key, value in info.items()}
+    for key in ("model_hparams", "data_hparams"):
+        if key in data:
+            data[key] = {name: _jsonable(value) for name, value in data[key].items()}
+    partial = run_dir / f".{RUN_FILE}.{os.getpid()}"
+    partial.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(partial, run_dir / RUN_FILE)
+
+
+def read_run_info(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise RunError(f"{run_dir} is not a run directory (no {RUN_FILE})")
+    return json.loads(path.read_text())
+
+
+def update_run_info(run_dir: Path, **changes: Any) -> None:
+    write_run_info(run_dir, {**read_run_info(run_dir), **changes})
+
+
+# ----------------------------------------------------------------------------------------------------
+# Finding runs (resume, predict)
+# ----------------------------------------------------------------------------------------------------
+
+
+def runs_of(series_dir: Path) -> list[Path]:
+    """The runs of a series, oldest first (by the start time recorded in run.json)."""
+    if not series_dir.is_dir():
+        return []
+    found = []
+    for run_dir in series_dir.iterdir():
+        if (run_dir / RUN_FILE).is_file():
+            try:
+                started = float(read_run_info(run_dir).get("started", 0))
+            except (ValueError, TypeError):
+                started = 0.0
+            found.append((started, run_dir.name, run_dir))
+    return [run_dir for _, _, run_dir in sorted(found)]
+
+
+def find_run(spec: str, series_dir: Path) -> Path:
+    """``spec`` is a run directory, or "last" for the newest run of ``series_dir``."""
+    if spec == "last":
+        runs = runs_of(series_dir)
+        if not runs:
+            raise RunError(f"no runs in {series_dir}; train one first or pass a run directory")
+        return runs[-1]
+    run_dir = Path(spec)
+    if run_dir.is_file() and run_dir.suffix == ".ckpt":
+        run_dir = run_dir.parent.parent  # <run>/checkpoints/<file>.ckpt
+    read_run_info(run_dir)  # raises when it is not a run
+    return run_dir
+
+
+def last_checkpoint(run_dir: Path) -> Path:
+    path = run_dir / CHECKPOINTS / LAST_CHECKPOINT
+    if not path.is_file():
+        raise RunError(f"{run_dir} has no {CHECKPOINTS}/{LAST_CHECKPOINT} (it stopped before its first checkpoint); "
+                       "start a new run instead")
+    return path
+
+
+def best_checkpoint(run_dir: Path) -> Path:
+    """The checkpoint run.json names as best, else last.ckpt."""
+    recorded = read_run_info(run_dir).get("best_checkpoint")
+    if recorded and (run_dir / recorded).is_file():
+        return run_dir / recorded
+    return last_checkpoint(run_dir)
