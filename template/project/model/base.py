@@ -1,0 +1,171 @@
+"""The training system every model shares: `step` turns a batch into a loss; the rest is logging,
+optimizers and the TensorBoard HPARAMS recipe. A model file only adds its layers, `forward` and, when
+it learns differently, its own `step`."""
+
+import math
+from typing import Any, ClassVar, Literal, get_args
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor
+
+from data.base import DataInfo
+
+Optimizer = Literal["adam", "adamw", "sgd"]
+Scheduler = Literal["none", "cosine", "plateau"]
+OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
+SCHEDULERS: tuple[str, ...] = get_args(Scheduler)
+MONITOR = "loss/val"  # what the plateau scheduler watches (the trainer's checkpoints watch it too)
+
+Batch = tuple[Tensor, Tensor]
+
+
+class BaseModel(pl.LightningModule):
+    """Subclasses: `def __init__(self, input_shape, num_outputs, task, <own hparams with defaults>, **kwargs)`.
+
+    `input_shape`, `num_outputs` and `task` come from the dataset's DataInfo, never from flags; every other
+    argument is a hyperparameter: the trainer makes it a flag (help text from an "Args:" section like
+    this one) and it shows in TensorBoard's HPARAMS tab.
+
+    Args:
+        lr: Learning rate.
+        weight_decay: L2 penalty on the weights (decoupled from the gradient for adamw).
+        optimizer: Optimizer (sgd uses momentum 0.9).
+        scheduler: Learning-rate schedule: constant, cosine annealing over the run, or halve on a loss/val plateau.
+    """
+
+    tasks: ClassVar[tuple[str, ...]] = ("regression", "classification")
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        num_outputs: int,
+        task: str,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        optimizer: Optimizer = "adam",
+        scheduler: Scheduler = "none",
+    ) -> None:
+        super().__init__()
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {optimizer!r}")
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)}, not {scheduler!r}")
+        reason = self.incompatibility(DataInfo(task, tuple(input_shape), num_outputs))
+        if reason:
+            raise ValueError(f"{type(self).__name__} cannot learn this dataset: {reason}")
+        # Records this class's and the subclass's arguments: checkpoints rebuild the model from them.
+        self.save_hyperparameters()
+        # Settings of the run rather than the model (e.g. {"seed": 7}); the trainer fills it, and they
+        # show in the HPARAMS tab beside the model's and the dataset's hyperparameters.
+        self.run_hparams: dict[str, Any] = {}
+        self._sums: dict[str, dict[str, Tensor]] = {}
+        self._counts: dict[str, int] = {}
+
+    @classmethod
+    def incompatibility(cls, info: DataInfo) -> str | None:
+        """Why this model cannot train on a dataset described by `info`, or None when it can."""
+        if info.task not in cls.tasks:
+            return f"it learns {' or '.join(cls.tasks)}, and the dataset is a {info.task} task"
+        return None
+
+    # ---- how a batch becomes a loss ------------------------------------------------------------------
+    def step(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        """Loss plus extra metrics (logged as "<metric>/train", "<metric>/val", "<metric>/test").
+
+        Mean squared error for regression; cross-entropy and accuracy for classification.
+        Override it when a model learns differently (deep_normal.py, autoencoder blueprint).
+        """
+        x, y = batch
+        output = self(x)
+        if self.hparams.task == "classification":
+            accuracy = (output.argmax(dim=1) == y).float().mean()
+            return F.cross_entropy(output, y), {"acc": accuracy}
+        # reshape: a (batch,) target against (batch, 1) outputs would silently broadcast to (batch, batch)
+        return F.mse_loss(output, y.reshape(output.shape)), {}
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        loss, metrics = self.step(batch)
+        self._accumulate("train", len(batch[0]), {"loss": loss, **metrics})
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        loss, metrics = self.step(batch)
+        self._accumulate("val", len(batch[0]), {"loss": loss, **metrics})
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        loss, metrics = self.step(batch)
+        self._accumulate("test", len(batch[0]), {"loss": loss, **metrics})
+
+    def predict_step(self, batch: Batch, batch_idx: int = 0) -> dict[str, Tensor]:
+        """Named output columns, each (batch,) or (batch, k): what predict.py writes to CSV."""
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        output = self(x)
+        if self.hparams.task == "classification":
+            confidence, label = output.softmax(dim=1).max(dim=1)
+            return {"class": label, "confidence": confidence}
+        return {"prediction": output.squeeze(1)}  # (batch, 1) -> (batch,) for a single target
+
+    # ---- logging: one value per metric per epoch -----------------------------------------------------
+    def _accumulate(self, stage: str, batch_size: int, values: dict[str, Tensor]) -> None:
+        # Sums stay on the tensor side: no host sync and no self.log call per step (each costs ~1 ms).
+        sums = self._sums.setdefault(stage, {})
+        for name, value in values.items():
+            sums[name] = sums.get(name, 0.0) + value.detach() * batch_size
+        self._counts[stage] = self._counts.get(stage, 0) + batch_size
+
+    def _log_epoch(self, stage: str) -> Tensor | None:
+        sums, count = self._sums.pop(stage, {}), self._counts.pop(stage, 0)
+        for name, total in sums.items():
+            # "<metric>/<stage>" puts train and val of one metric side by side in TensorBoard.
+            self.log(f"{name}/{stage}", total / count, sync_dist=True, prog_bar=name == "loss")
+        return sums["loss"] / count if "loss" in sums else None
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        loss = self._log_epoch("val")
+        if loss is not None:
+            self.log("hp/val_loss", loss, sync_dist=True)
+
+    def on_test_epoch_end(self) -> None:
+        loss = self._log_epoch("test")
+        if loss is not None:
+            self.log("hp/test_loss", loss, sync_dist=True)
+
+    def on_train_start(self) -> None:
+        # HPARAMS tab: TensorBoard shows hyperparameters only when they are written once together with
+        # the metrics they are compared by; the hp/ metrics are then logged like any other metric.
+        # (The trainer already gave the hyperparameters to any other logger, e.g. CSV.)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        params = {**(dict(datamodule.hparams) if datamodule is not None else {}), **self.hparams}
+        params.update(self.run_hparams)
+        placeholders = {"hp/val_loss": math.nan, "hp/test_loss": math.nan}
+        for logger in self.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.log_hyperparams(params, placeholders)
+
+    # ---- optimization --------------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams  # read at call time, so Tuner.lr_find can set hparams.lr
+        if hp.optimizer == "sgd":
+            optimizer = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=0.9, weight_decay=hp.weight_decay)
+        else:
+            adam = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
+            optimizer = adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        if hp.scheduler == "cosine":
+            # Per step over the whole run, so it also fits runs bounded by --max_steps.
+            total_steps = self.trainer.estimated_stepping_batches
+            if not math.isfinite(total_steps):
+                raise ValueError("scheduler=cosine needs a bounded run: set --max_epochs or --max_steps")
+            cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, int(total_steps)))
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
+        if hp.scheduler == "plateau":
+            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
+            # strict=False: in epochs without validation (--check_val_every_n_epoch) warn instead of failing.
+            config = {"scheduler": plateau, "monitor": MONITOR, "strict": False}
+            return {"optimizer": optimizer, "lr_scheduler": config}
+        return optimizer
