@@ -1,0 +1,133 @@
+"""Every model and dataset the registries hold, and every pair of them.
+
+Compatible pairs train through the real trainer (a fast_dev_run on each dataset's tiny offline instance);
+incompatible pairs are refused with the model's reason. A new file in model/ or data/ joins these tests
+without any edit.
+"""
+
+import shutil
+import subprocess
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import trainer
+from data import DATASETS
+from data.base import BaseDataModule, Task
+from model import MODELS
+from model.base import BaseModel
+
+ROOT = Path(__file__).resolve().parents[1]
+PAIRS = [(model_name, data_name) for model_name in sorted(MODELS) for data_name in sorted(DATASETS)]
+
+
+def as_flags(hparams: dict[str, Any]) -> list[str]:
+    argv = []
+    for name, value in hparams.items():
+        argv += [f"--{name}", str(value).lower() if isinstance(value, bool) else str(value)]
+    return argv
+
+
+def first_batch(datamodule: BaseDataModule, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader() if split == "train" else datamodule.val_dataloader()
+    return next(iter(loader))
+
+
+@pytest.mark.parametrize(("model_name", "data_name"), PAIRS)
+def test_pair_trains_or_is_refused_with_a_reason(model_name: str, data_name: str, tmp_path: Path, capsys) -> None:
+    data_hparams = DATASETS[data_name].smoke_test_hparams(tmp_path)
+    info = DATASETS[data_name](**data_hparams).info
+    argv = ["--model", model_name, "--dataset", data_name, *as_flags(data_hparams), "--fast_dev_run", "true"]
+    argv += ["--save_dir", str(tmp_path / "logs")]
+    reason = MODELS[model_name].incompatibility(info)
+    if reason:
+        with pytest.raises(SystemExit):
+            trainer.main(argv)
+        assert reason in capsys.readouterr().err  # the user is told why
+    else:
+        assert trainer.main(argv) is None  # trained one batch and tested; a fast_dev_run writes no run
+        assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize(("model_name", "data_name"), PAIRS)
+def test_compatible_pair_learns_and_predicts_named_columns(model_name: str, data_name: str, tmp_path: Path) -> None:
+    datamodule = DATASETS[data_name](**DATASETS[data_name].smoke_test_hparams(tmp_path))
+    info = datamodule.info
+    if MODELS[model_name].incompatibility(info):
+        pytest.skip("incompatible pair (refusal covered above)")
+    torch.manual_seed(0)
+    model = MODELS[model_name](input_shape=info.input_shape, num_outputs=info.num_outputs, task=info.task)
+    batch = first_batch(datamodule)
+
+    optimizer = model.configure_optimizers()
+    losses = []
+    for _ in range(15):  # the same batch again and again: any working model fits it better
+        loss, metrics = model.step(batch)
+        assert loss.dim() == 0 and torch.isfinite(loss)
+        assert all(value.dim() == 0 for value in metrics.values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+    model.eval()
+    with torch.inference_mode():
+        columns = model.predict_step(batch, 0)
+    assert columns and all(isinstance(name, str) for name in columns)
+    for name, values in columns.items():
+        assert values.shape[0] == len(batch[0]) and values.dim() in (1, 2), name
+
+
+@pytest.mark.parametrize("data_name", sorted(DATASETS))
+def test_dataset_delivers_what_its_info_promises(data_name: str, tmp_path: Path) -> None:
+    hparams = DATASETS[data_name].smoke_test_hparams(tmp_path)
+    datamodule = DATASETS[data_name](**hparams)
+    info = datamodule.info  # available before any data is loaded
+    assert datamodule.train_set is None
+    assert info.task in typing.get_args(Task)
+    assert info.num_outputs >= 1 and all(isinstance(size, int) and size > 0 for size in info.input_shape)
+
+    x, y = first_batch(datamodule)
+    assert x.dtype == torch.float32 and tuple(x.shape[1:]) == info.input_shape
+    if info.task == "classification":
+        assert y.dtype == torch.int64 and y.dim() == 1 and 0 <= int(y.min()) and int(y.max()) < info.num_outputs
+    elif info.task == "regression":
+        assert y.dtype == torch.float32 and y.reshape(len(y), -1).shape[1] == info.num_outputs
+    else:
+        assert torch.equal(x, y)
+    for loader in (datamodule.val_dataloader(), datamodule.test_dataloader(), datamodule.predict_dataloader()):
+        assert len(loader) >= 1
+
+    # Same hyperparameters, same data: runs differ only by what the user changed.
+    again = DATASETS[data_name](**hparams)
+    assert torch.equal(first_batch(again, "val")[0], first_batch(datamodule, "val")[0])
+
+
+@pytest.mark.parametrize(("package", "registry", "base"), [("model", MODELS, BaseModel), ("data", DATASETS, BaseDataModule)])
+def test_every_module_is_registered(package: str, registry: dict[str, type], base: type) -> None:
+    modules = {path.stem for path in (ROOT / package).glob("*.py") if path.stem != "base" and not path.stem.startswith("_")}
+    missing = sorted(modules - set(registry))
+    assert not missing, (
+        f"{', '.join(f'{package}/{name}.py' for name in missing)} define no {base.__name__} subclass; "
+        f"name helper modules with a leading underscore (e.g. {package}/_layers.py)"
+    )
+    for name, cls in registry.items():
+        assert issubclass(cls, base) and cls.__module__ == f"{package}.{name}"
+
+
+@pytest.mark.parametrize("package", ["model", "data"])
+def test_a_broken_module_is_named(package: str, tmp_path: Path) -> None:
+    for folder in ("model", "data"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / package / "broken.py").write_text("import a_module_that_does_not_exist\n")
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {package}"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert result.returncode != 0
+    assert f"{package}/broken.py could not be imported" in result.stderr.strip().splitlines()[-1]
