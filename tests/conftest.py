@@ -71,3 +71,181 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> 
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     return lines[0]
+
+
+# =====================================================================================================
+# Template history fixtures (issue 4: `litscaffold update` / `check`).  Owned by the update work;
+# other fixtures go above this section.
+# =====================================================================================================
+
+import re  # noqa: E402
+import shutil  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+OLD_VERSION = "0.0.9"
+OLD_AUTHOR_DEFAULT = "Old Template Author"
+# A template file that only the old version has (the new version deletes it).
+DROPPED_FILE = "docs/old-guide.md"
+# A file only the new version has (removed from the old one), and one both versions have that a user
+# may delete; stand-ins are added when the template under development does not have them yet.
+ADDED_FILE = "scripts/torchrun.sh"
+KEPT_FILE = "scripts/slurm.sbatch"
+OLD_COMPONENT_HEADER = "# rendered by litscaffold template 0.0.9; the next version drops this line"
+
+# Minimal stand-ins used ONLY when template/ does not have the file yet (the template is written in
+# parallel with the update machinery): keys are paths under template/, checked with and without .jinja.
+_STAND_INS = {
+    "project/trainer.py": (
+        '"""Train a model on a dataset (stand-in wiring until template/project/trainer.py exists)."""\n'
+        "# How flags become a Trainer lives in one place: here.\n"
+        "import argparse\n\n\n"
+        "def main(argv: list[str] | None = None) -> argparse.Namespace:\n"
+        "    parser = argparse.ArgumentParser()\n"
+        '    parser.add_argument("--max_epochs", type=int, default=3)\n'
+        "    return parser.parse_args(argv)\n\n\n"
+        'if __name__ == "__main__":\n'
+        "    main()\n"
+    ),
+    "project/README.md": "# {{ project_name }}\n\n{{ description }}\n\nTrain: `python trainer.py`\n",
+    "project/pyproject.toml": (
+        '[project]\nname = "{{ project_slug }}"\nversion = "0.1.0"\n'
+        'dependencies = [\n    "lightning>=2.2",\n    "torch>=2.1",\n]\n'
+    ),
+    "project/scripts/torchrun.sh": "#!/usr/bin/env bash\ntorchrun --nproc_per_node=2 trainer.py \"$@\"\n",
+    "project/scripts/slurm.sbatch": "#!/usr/bin/env bash\n#SBATCH --nodes=1\nsrun python trainer.py \"$@\"\n",
+    "blueprints/models/mlp.py": (
+        '"""{{ class_name }}: a small MLP (stand-in blueprint)."""\n'
+        "import torch\n\n\n"
+        "class {{ class_name }}(torch.nn.Module):\n"
+        "    def __init__(self, in_features: int = 4, hidden_dim: int = 64, depth: int = 2) -> None:\n"
+        "        super().__init__()\n"
+        "        self.net = torch.nn.Linear(in_features, hidden_dim)\n\n"
+        "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
+        "        return self.net(x)\n"
+    ),
+    "blueprints/datasets/synthetic-regression.py": (
+        '"""{{ class_name }}: synthetic regression data (stand-in blueprint)."""\n\n\n'
+        "def load(n_samples: int = 256) -> list[float]:\n"
+        "    return [float(i) for i in range(n_samples)]\n"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class TemplateHistory:
+    """Two real snapshots in one bundle: OLD_VERSION and the current version, and what differs."""
+
+    bundle: Path
+    old: str
+    new: str
+    wiring: str         # project file (rendered path) whose line the new version changed
+    new_line: str       # that line in the new version
+    old_line: str       # the same line in the old version
+
+
+def _template_file(tree: Path, relative: str) -> Path | None:
+    for candidate in (tree / "template" / relative, tree / "template" / f"{relative}.jinja"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _first_comment_line(text: str) -> str | None:
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("# ") and "{" not in line and "noqa" not in line:
+            return line
+    return None
+
+
+def build_template_history(where: Path) -> TemplateHistory:
+    """Copy template/ + copier.yml twice; make one copy an older version that differs by a changed
+    line in the wiring, a file the new version adds, a file it deletes, a changed copier default and
+    a changed component line; snapshot both into one bundle."""
+    from litscaffold.snapshot import snapshot
+    from litscaffold.template import current_version
+
+    new, old = where / "new", where / "old"
+    for tree in (new, old):
+        shutil.copytree(REPO / "template", tree / "template",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"))
+        shutil.copy2(REPO / "copier.yml", tree / "copier.yml")
+        for relative, text in _STAND_INS.items():
+            if _template_file(tree, relative) is None:
+                target = tree / "template" / f"{relative}.jinja"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text)
+    # Which wiring file carries the changed line: trainer.py when it has a plain comment line.
+    wiring_source = _template_file(old, "project/trainer.py")
+    assert wiring_source is not None
+    text = wiring_source.read_text()
+    new_line = _first_comment_line(text)
+    if new_line is None:  # no comment to change: the new version adds one at the top instead
+        new_line = "# How flags become a Trainer lives in one place: here."
+        (_template_file(new, "project/trainer.py") or wiring_source).write_text(f"{new_line}\n{text}")
+        text = f"{new_line}\n{text}"
+    old_line = f"{new_line} (old template wording)"
+    wiring_source.write_text(text.replace(new_line, old_line, 1))
+    wiring = wiring_source.relative_to(old / "template" / "project").as_posix().removesuffix(".jinja")
+    # A file the new version adds, one it deletes.
+    added = _template_file(old, f"project/{ADDED_FILE}")
+    assert added is not None
+    added.unlink()
+    dropped = old / "template" / "project" / DROPPED_FILE
+    dropped.parent.mkdir(parents=True, exist_ok=True)
+    dropped.write_text("# Old guide\n\nRun the trainer with `python trainer.py`.\n")
+    # A changed default in copier.yml: recorded answers must survive it.
+    config = (old / "copier.yml").read_text()
+    config, count = re.subn(r'(author_name:\n(?:  .*\n)*?  default: )"[^"]*"', rf'\1"{OLD_AUTHOR_DEFAULT}"', config)
+    assert count == 1, "copier.yml has no author_name default to change"
+    (old / "copier.yml").write_text(config)
+    # A changed line in what an added model renders.
+    wrapper = old / "template" / "model" / "model" / "{{name}}.py.jinja"
+    wrapper.write_text(f"{OLD_COMPONENT_HEADER}\n{wrapper.read_text()}")
+
+    bundle = where / "template.bundle"
+    snapshot(root=old, bundle=bundle, version=OLD_VERSION)
+    snapshot(root=new, bundle=bundle, version=current_version())
+    return TemplateHistory(bundle, OLD_VERSION, current_version(), wiring, new_line, old_line)
+
+
+@pytest.fixture(scope="session")
+def template_history(tmp_path_factory: pytest.TempPathFactory) -> TemplateHistory:
+    return build_template_history(tmp_path_factory.mktemp("history"))
+
+
+@pytest.fixture(scope="session")
+def old_project_seed(tmp_path_factory: pytest.TempPathFactory, template_history: TemplateHistory) -> Path:
+    """A committed project made with the old template, with an added model and dataset.
+    Tests copy it (copy_project) instead of rendering it again."""
+    from litscaffold.components import add_component
+    from litscaffold.project import Project
+    from litscaffold.scaffold import new_project
+    from litscaffold.template import TemplateSource
+
+    home = tmp_path_factory.mktemp("seed-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(home))
+        patch.setenv("LITSCAFFOLD_CACHE_DIR", str(home / ".cache" / "litscaffold"))
+        patch.setenv("LITSCAFFOLD_TEMPLATE_BUNDLE", str(template_history.bundle))
+        for key in ("AUTHOR", "COMMITTER"):
+            patch.setenv(f"GIT_{key}_NAME", "Test User")
+            patch.setenv(f"GIT_{key}_EMAIL", "test@example.com")
+        patch.delenv("COPIER_SETTINGS_PATH", raising=False)
+        source = TemplateSource(bundle=template_history.bundle)
+        root = tmp_path_factory.mktemp("seed") / "lab"
+        new_project("lab", root, version=template_history.old, source=source)
+        project = Project(root)
+        add_component(project, "model", "my_net", "mlp", source=source)
+        add_component(project, "dataset", "sales", "synthetic-regression", source=source)
+    return root
+
+
+@pytest.fixture
+def old_project(tmp_path: Path, old_project_seed: Path, template_history: TemplateHistory,
+                monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh copy of the old project; the CLI reads the template history bundle."""
+    monkeypatch.setenv("LITSCAFFOLD_TEMPLATE_BUNDLE", str(template_history.bundle))
+    root = tmp_path / "lab"
+    shutil.copytree(old_project_seed, root, symlinks=True)
+    return root
