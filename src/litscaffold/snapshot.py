@@ -24,9 +24,9 @@ SNAPSHOT_PATHS = ("copier.yml", "template")
 _IGNORED = "__pycache__/\n*.pyc\n.pytest_cache/\n.ruff_cache/\n.ipynb_checkpoints/\n"
 
 
-def released() -> dict[str, str]:
+def released(releases: Path = RELEASES) -> dict[str, str]:
     """version -> commit of every released template version."""
-    return json.loads(RELEASES.read_text()) if RELEASES.is_file() else {}
+    return json.loads(releases.read_text()) if releases.is_file() else {}
 
 
 def _scratch_repo(where: Path, bundle: Path) -> Path:
@@ -47,11 +47,12 @@ def tree_of(root: Path, repo: Path) -> str:
 
 
 def snapshot(root: Path = REPO_ROOT, bundle: Path = BUNDLE, version: str | None = None,
-             release: bool = False) -> str:
-    """Snapshot `root` as `version` (default: the package's) into `bundle`; return the commit id."""
+             release: bool = False, releases: Path = RELEASES) -> str:
+    """Snapshot `root` as `version` (default: the package's) into `bundle`; return the commit id.
+    `releases` is the pin file (tests use their own)."""
     version = version or current_version()
     tag = tag_of(version)
-    pinned = released()
+    pinned = released(releases)
     with tempfile.TemporaryDirectory() as tmp:
         repo = _scratch_repo(Path(tmp), bundle)
         tree = tree_of(root, repo)
@@ -76,7 +77,7 @@ def snapshot(root: Path = REPO_ROOT, bundle: Path = BUNDLE, version: str | None 
         git("bundle", "create", "-q", str(bundle_tmp), "--tags", cwd=repo)
         bundle_tmp.replace(bundle)
     if release:
-        RELEASES.write_text(json.dumps({**pinned, version: commit}, indent=2, sort_keys=True) + "\n")
+        releases.write_text(json.dumps({**pinned, version: commit}, indent=2, sort_keys=True) + "\n")
     return commit
 
 
