@@ -1,0 +1,176 @@
+"""Predictions from a trained run, written to CSV.
+
+    python predict.py logs/mlp-synthetic_regression/20261124-101502            # its best checkpoint, test split
+    python predict.py RUN_DIR --split val --output val_predictions.csv
+    python predict.py RUN_DIR/checkpoints/last.ckpt --inputs new_points.csv    # your own inputs
+    python predict.py last --model mlp                                        # newest run of a series
+
+Columns: index, the inputs (when an example has at most 16 values), the targets (dataset splits, except
+for reconstruction), then one column per output of the model's predict_step ("mean", "std", or
+"class_0", "class_1" ... for outputs with several values per example).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+import runs
+from data import DATASETS
+from data.base import BaseDataModule
+from model import MODELS
+from model.base import BaseModel
+
+MAX_INPUT_COLUMNS = 16  # wider inputs (images) are not copied into the CSV
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="predict.py", description="Write a trained model's predictions to CSV.", allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n")[1],
+    )
+    parser.add_argument("run", metavar="RUN_DIR|CHECKPOINT|last",
+                        help="A run folder (uses its best checkpoint), a .ckpt file inside one, or 'last'.")
+    parser.add_argument("--split", choices=("train", "val", "test"), default="test", help="Dataset split to predict.")
+    parser.add_argument("--inputs", type=Path, metavar="CSV",
+                        help="Predict these rows instead of a split: one example per row, its values in order.")
+    parser.add_argument("--columns", metavar="A,B,...", help="With --inputs: the input columns (default: all).")
+    parser.add_argument("--output", type=Path, help="CSV to write (default: <run>/predictions-<split|inputs>.csv).")
+    parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda:0.")
+    parser.add_argument("--save_dir", default="logs", help="With 'last': root of the runs.")
+    parser.add_argument("--model", help="With 'last': the series' model (default: any, newest run wins).")
+    parser.add_argument("--dataset", help="With 'last': the series' dataset.")
+    return parser
+
+
+def find_checkpoint(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(run directory, checkpoint) named by the command line."""
+    if args.run == "last":
+        pattern = f"{args.model or '*'}-{args.dataset or '*'}"
+        newest = [runs.runs_of(series)[-1] for series in Path(args.save_dir).glob(pattern) if runs.runs_of(series)]
+        if not newest:
+            raise runs.RunError(f"no runs matching {args.save_dir}/{pattern}")
+        run_dir = max(newest, key=lambda path: runs.read_run_info(path).get("started", 0))
+        return run_dir, runs.best_checkpoint(run_dir)
+    path = Path(args.run)
+    if path.suffix == ".ckpt":
+        if not path.is_file():
+            raise runs.RunError(f"no checkpoint {path}")
+        return runs.find_run(str(path), path.parent.parent), path
+    run_dir = runs.find_run(str(path), path.parent)
+    return run_dir, runs.best_checkpoint(run_dir)
+
+
+def split_loader(datamodule: BaseDataModule, split: str, batch_size: int) -> DataLoader:
+    """The split in its stored order (the training loader would shuffle it)."""
+    datamodule.prepare_data()
+    datamodule.setup("fit" if split in ("train", "val") else "test")
+    loader = {"train": datamodule.train_dataloader, "val": datamodule.val_dataloader,
+              "test": datamodule.test_dataloader}[split]()
+    return DataLoader(loader.dataset, batch_size=batch_size, shuffle=False, collate_fn=loader.collate_fn)
+
+
+def inputs_loader(path: Path, columns: str | None, input_shape: tuple[int, ...],
+                  batch_size: int) -> tuple[DataLoader, list[str], list[list[str]]]:
+    """Rows of a CSV file as model inputs; returns the loader, the column names and the raw rows."""
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        found = list(reader.fieldnames or [])
+        rows = list(reader)
+    names = [name.strip() for name in columns.split(",")] if columns else found
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise runs.RunError(f"{path} has no column {', '.join(missing)}; its columns: {', '.join(found)}")
+    expected = math.prod(input_shape)
+    if len(names) != expected:
+        raise runs.RunError(f"the model takes {expected} input values per example, {path} gives {len(names)} "
+                            f"({', '.join(names)}); choose them with --columns")
+    try:
+        values = torch.tensor([[float(row[name]) for name in names] for row in rows], dtype=torch.float32)
+    except ValueError as error:
+        raise runs.RunError(f"{path}: {error}") from error
+    x = values.reshape(len(rows), *input_shape)
+    return DataLoader(TensorDataset(x), batch_size=batch_size), names, [[row[n] for n in names] for row in rows]
+
+
+def _columns(name: str, values: torch.Tensor) -> dict[str, list]:
+    """One CSV column when an example has one value, name_0..name_k when it has several."""
+    flat = values.detach().cpu().reshape(len(values), -1)
+    if flat.shape[1] == 1:
+        return {name: flat[:, 0].tolist()}
+    return {f"{name}_{i}": flat[:, i].tolist() for i in range(flat.shape[1])}
+
+
+@torch.inference_mode()
+def predict(model: BaseModel, loader: DataLoader, device: torch.device, with_inputs: bool,
+            with_targets: bool) -> dict[str, list]:
+    """Run predict_step over the loader; inputs, targets and outputs as named columns."""
+    table: dict[str, list] = {}
+    for batch_idx, batch in enumerate(loader):
+        batch = tuple(part.to(device) for part in batch)
+        columns: dict[str, list] = {}
+        if with_inputs and batch[0][0].numel() <= MAX_INPUT_COLUMNS:
+            columns.update(_columns("x", batch[0]))
+        if with_targets and len(batch) > 1:
+            columns.update(_columns("target", batch[1]))
+        for name, value in model.predict_step(batch, batch_idx).items():
+            columns.update(_columns(name, value))
+        for name, values in columns.items():
+            table.setdefault(name, []).extend(values)
+    return table
+
+
+def write_csv(path: Path, table: dict[str, list]) -> int:
+    rows = len(next(iter(table.values()), []))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["index", *table])
+        for i in range(rows):
+            writer.writerow([i, *(column[i] for column in table.values())])
+    return rows
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """Write the predictions CSV and return its path."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        run_dir, checkpoint = find_checkpoint(args)
+        info = runs.read_run_info(run_dir)
+        if info["model"] not in MODELS or info["dataset"] not in DATASETS:
+            raise runs.RunError(f"{run_dir} used model {info['model']!r} and dataset {info['dataset']!r}; "
+                                "one of them is no longer in model/ or data/")
+        device = torch.device(args.device)
+        model = MODELS[info["model"]].load_from_checkpoint(checkpoint, map_location=device)
+        model.eval()
+        input_shape = tuple(model.hparams.input_shape)
+        if args.inputs is not None:
+            loader, names, raw = inputs_loader(args.inputs, args.columns, input_shape, args.batch_size)
+            # the file's own columns (names and text as given), then the predictions
+            inputs = {name: [row[i] for row in raw] for i, name in enumerate(names)}
+            table = inputs | predict(model, loader, device, with_inputs=False, with_targets=False)
+            default_output = run_dir / f"predictions-{args.inputs.stem}.csv"
+        else:
+            datamodule = DATASETS[info["dataset"]](**info["data_hparams"])
+            loader = split_loader(datamodule, args.split, args.batch_size)
+            table = predict(model, loader, device, with_inputs=True,
+                            with_targets=model.hparams.task != "reconstruction")
+            default_output = run_dir / f"predictions-{args.split}.csv"
+    except (runs.RunError, FileNotFoundError) as error:
+        parser.error(str(error))
+    output = args.output or default_output
+    rows = write_csv(output, table)
+    print(f"{rows} predictions from {checkpoint} -> {output}")
+    return output
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,247 @@
+"""Real training runs on CPU: what lands on disk and in TensorBoard, resume, tuning, DDP, predictions."""
+
+import csv
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import QUIET, ROOT, TINY, logged_hparams, scalars, train
+
+import predict
+import runs
+import trainer
+from data import DATASETS
+from model.base import BaseModel
+
+STAMP = r"\d{8}-\d{6}"
+
+
+def global_step(checkpoint: Path) -> int:
+    return torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"]
+
+
+# ---- one two-epoch run: files, HPARAMS, metrics ------------------------------------------------------
+
+
+def test_run_folder_holds_run_json_checkpoints_and_events(two_epoch_run: Path) -> None:
+    info = json.loads((two_epoch_run / "run.json").read_text())
+    assert info["model"] == trainer.DEFAULT_MODEL and info["dataset"] == trainer.DEFAULT_DATASET
+    assert info["seed"] == trainer.DEFAULT_SEED and "lr" in info["model_hparams"]
+    assert "batch_size" in info["data_hparams"]
+    best = two_epoch_run / info["best_checkpoint"]
+    assert best.is_file() and best.name.startswith("best-epoch=")
+    assert "/" not in best.relative_to(two_epoch_run / "checkpoints").as_posix()  # "loss/val" made no folder
+    assert (two_epoch_run / "checkpoints" / "last.ckpt").is_file()
+    assert re.fullmatch(STAMP, two_epoch_run.name)  # default hyperparameters: timestamp only
+    assert two_epoch_run.parent.name == f"{trainer.DEFAULT_MODEL}-{trainer.DEFAULT_DATASET}"
+
+
+def test_hparams_tab_lists_hyperparameters_and_the_real_last_val_loss(two_epoch_run: Path) -> None:
+    hparams = logged_hparams(two_epoch_run)
+    info = json.loads((two_epoch_run / "run.json").read_text())
+    for name, value in {**info["model_hparams"], **info["data_hparams"], "seed": info["seed"]}.items():
+        assert name in hparams, name
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            assert hparams[name] == pytest.approx(value)
+
+    val_loss = scalars(two_epoch_run, "loss/val")
+    hp_val_loss = [(step, value) for step, value in scalars(two_epoch_run, "hp/val_loss") if not math.isnan(value)]
+    assert len(val_loss) == 2  # one value per epoch
+    assert hp_val_loss == pytest.approx(val_loss)  # the real values, not only the placeholder
+    assert math.isfinite(hp_val_loss[-1][1])
+    assert len(scalars(two_epoch_run, "hp/test_loss")) >= 1
+    assert len(scalars(two_epoch_run, "loss/train")) == 2
+
+
+def test_test_metrics_come_from_the_best_checkpoint(two_epoch_run: Path) -> None:
+    best_name = json.loads((two_epoch_run / "run.json").read_text())["best_checkpoint"]
+    best_val = float(re.search(r"val_loss=([\d.]+)\.ckpt", best_name).group(1))
+    assert best_val == pytest.approx(min(value for _, value in scalars(two_epoch_run, "loss/val")), abs=1e-4)
+
+
+def test_csv_logger_writes_beside_tensorboard(two_epoch_run: Path) -> None:
+    with (two_epoch_run / "csv" / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["loss/val"] for row in rows if row.get("loss/val")]
+
+
+# ---- naming -------------------------------------------------------------------------------------------
+
+
+def default_of(name: str) -> object:
+    setup = trainer.parse_args([])
+    return next(h.default for h in setup.model_flags + setup.data_flags if h.name == name)
+
+
+def test_version_names_the_changed_hyperparameters(tmp_path: Path) -> None:
+    lr = default_of("lr") / 2
+    run_dir = train(tmp_path, *TINY, "--lr", str(lr), "--batch_size", "32", "--seed", "7", "--name", "series")
+    assert run_dir.parent == tmp_path / "series"
+    assert re.fullmatch(rf"{STAMP}_lr={re.escape(runs.format_value(lr))}_batch_size=32_seed=7", run_dir.name)
+    assert logged_hparams(run_dir)["lr"] == pytest.approx(lr)
+
+
+def test_two_runs_in_the_same_second_get_two_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runs, "timestamp", lambda now=None: "20261124-101502")
+    first = train(tmp_path, *TINY)
+    second = train(tmp_path, *TINY)
+    assert (first.name, second.name) == ("20261124-101502", "20261124-101502-2")
+    assert (first / "run.json").is_file() and (second / "run.json").is_file()
+    # the folder is claimed atomically: a concurrent claim of the same name takes the next one
+    third, run_id = runs.create_run_dir(tmp_path / "other", "lr=0.1")
+    fourth, _ = runs.create_run_dir(tmp_path / "other", "lr=0.1")
+    assert (third.name, fourth.name) == ("20261124-101502_lr=0.1", "20261124-101502-2_lr=0.1")
+    assert run_id == "20261124-101502"
+
+
+def test_fast_dev_run_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert train(tmp_path / "logs", "--fast_dev_run", "true") is None
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---- errors a user can cause --------------------------------------------------------------------------
+
+
+class _ClassifierOnly(BaseModel):
+    tasks = ("classification",)
+
+
+def test_incompatible_pair_fails_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    info = DATASETS[trainer.DEFAULT_DATASET]().info
+    monkeypatch.setitem(trainer.MODELS, "classifier_only", _ClassifierOnly)
+    if _ClassifierOnly.incompatibility(info) is None:
+        pytest.skip(f"the default dataset is a {info.task} task")
+    with pytest.raises(SystemExit) as exit_info:
+        train(tmp_path, "--model", "classifier_only")
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "classifier_only" in message and trainer.DEFAULT_DATASET in message and info.task in message
+    assert not tmp_path.joinpath("classifier_only-" + trainer.DEFAULT_DATASET).exists()
+
+
+def test_resume_of_nothing_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        train(tmp_path, "--resume", "last")
+    assert "no runs in" in capsys.readouterr().err
+
+
+# ---- resume -------------------------------------------------------------------------------------------
+
+
+def test_resume_continues_in_the_same_folder_at_the_right_step(tmp_path: Path) -> None:
+    limits = ["--limit_train_batches", "3", "--limit_val_batches", "1", "--limit_test_batches", "1"]
+    run_dir = train(tmp_path, "--max_epochs", "1", *limits, "--lr", "0.002")
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert global_step(last) == 3
+
+    assert train(tmp_path, "--resume", str(run_dir), "--max_epochs", "2") == run_dir
+    assert global_step(last) == 6
+    assert train(tmp_path, "--resume", "last", "--max_epochs", "3") == run_dir  # newest run of the series
+    assert global_step(last) == 9
+    assert [path.name for path in run_dir.parent.iterdir()] == [run_dir.name]  # no new folder
+    # the curves continue: one train-loss point per epoch across the three sessions, at the epochs' last steps
+    assert sorted(step for step, _ in scalars(run_dir, "loss/train")) == [2, 5, 8]
+    assert json.loads((run_dir / "run.json").read_text())["model_hparams"]["lr"] == 0.002
+
+
+def test_resume_refuses_to_change_what_the_checkpoint_fixes(two_epoch_run: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        trainer.main(["--resume", str(two_epoch_run), "--lr", "0.5"])
+    assert "--lr cannot change when resuming" in capsys.readouterr().err
+
+
+# ---- tuning and training workflows --------------------------------------------------------------------
+
+
+def test_lr_find_applies_and_records_the_learning_rate(tmp_path: Path) -> None:
+    run_dir = train(tmp_path, *TINY, "--lr_find")
+    lr = json.loads((run_dir / "run.json").read_text())["model_hparams"]["lr"]
+    assert lr != default_of("lr")
+    assert (run_dir / "lr_find.png").stat().st_size > 0
+    assert f"lr={runs.format_value(lr)}" in run_dir.name
+    assert logged_hparams(run_dir)["lr"] == pytest.approx(lr)
+
+
+def test_scale_batch_size_records_the_batch_size(tmp_path: Path) -> None:
+    if not hasattr(DATASETS[trainer.DEFAULT_DATASET](), "batch_size"):
+        pytest.skip("the dataset has no batch_size attribute for Lightning's tuner to change")
+    run_dir = train(tmp_path, *TINY, "--scale_batch_size")
+    batch_size = json.loads((run_dir / "run.json").read_text())["data_hparams"]["batch_size"]
+    assert batch_size != 64 and f"batch_size={batch_size}" in run_dir.name
+
+
+def test_swa_tests_and_keeps_the_averaged_weights(tmp_path: Path) -> None:
+    run_dir = train(tmp_path, "--max_epochs", "2", "--limit_train_batches", "2", "--limit_val_batches", "1",
+                    "--limit_test_batches", "1", "--swa")
+    assert json.loads((run_dir / "run.json").read_text())["best_checkpoint"] == "checkpoints/swa.ckpt"
+    assert (run_dir / "checkpoints" / "swa.ckpt").is_file()
+
+
+def test_trainer_flags_shape_the_run(tmp_path: Path) -> None:
+    run_dir = train(tmp_path, "--max_epochs", "2", "--overfit_batches", "2", "--accumulate_grad_batches", "2",
+                    "--val_check_interval", "1", "--gradient_clip_val", "0.5", "--profiler", "simple",
+                    "--early_stopping_patience", "none", "--limit_test_batches", "1")
+    # two batches per epoch, one optimizer step per two batches, validation after every batch
+    assert global_step(run_dir / "checkpoints" / "last.ckpt") == 2
+    assert len(scalars(run_dir, "loss/val")) == 4
+
+
+# ---- predictions --------------------------------------------------------------------------------------
+
+
+def test_predict_writes_a_csv_of_the_test_split(two_epoch_run: Path, tmp_path: Path) -> None:
+    output = predict.main([str(two_epoch_run), "--output", str(tmp_path / "predictions.csv")])
+    with output.open() as handle:
+        rows = list(csv.DictReader(handle))
+    info = json.loads((two_epoch_run / "run.json").read_text())
+    datamodule = DATASETS[info["dataset"]](**info["data_hparams"])
+    datamodule.setup("test")
+    assert len(rows) == len(datamodule.test_dataloader().dataset)
+    model = trainer.MODELS[info["model"]].load_from_checkpoint(two_epoch_run / info["best_checkpoint"])
+    x, y = next(iter(datamodule.test_dataloader()))
+    expected_columns = set(model.predict_step((x, y), 0))
+    assert expected_columns <= {name.rsplit("_", 1)[0] if name[-1].isdigit() else name for name in rows[0]}
+    assert all(math.isfinite(float(value)) for row in rows[:5] for value in row.values())
+
+
+def test_predict_reads_inputs_from_a_csv(two_epoch_run: Path, tmp_path: Path) -> None:
+    info = json.loads((two_epoch_run / "run.json").read_text())
+    width = math.prod(DATASETS[info["dataset"]](**info["data_hparams"]).info.input_shape)
+    inputs = tmp_path / "inputs.csv"
+    inputs.write_text(",".join(f"f{i}" for i in range(width)) + "\n" + "\n".join(
+        ",".join(str(0.5 * (row + i)) for i in range(width)) for row in range(3)) + "\n")
+    checkpoint = two_epoch_run / "checkpoints" / "last.ckpt"
+    output = predict.main([str(checkpoint), "--inputs", str(inputs), "--output", str(tmp_path / "out.csv")])
+    with output.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3 and rows[1]["f0"] == "0.5"
+
+
+# ---- several processes --------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ddp_on_cpu_leaves_exactly_one_run(tmp_path: Path) -> None:
+    # A subprocess: Lightning's DDP re-executes the command per rank (inside pytest it would re-run pytest).
+    env = {key: value for key, value in os.environ.items() if key != runs.RUN_ID_ENV}
+    result = subprocess.run(
+        [sys.executable, "trainer.py", "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp",
+         "--max_epochs", "2", "--save_dir", str(tmp_path), *QUIET],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dirs = [path for path in tmp_path.glob("*/*") if path.is_dir()]
+    assert len(run_dirs) == 1, run_dirs
+    run_dir = run_dirs[0]
+    assert (run_dir / "run.json").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert f"Run directory: {run_dir}" in result.stdout
+    assert len(scalars(run_dir, "loss/val")) == 2
