@@ -47,6 +47,15 @@ class BaseDataModule(pl.LightningDataModule):
         self.test_set: Dataset | None = None
 
     @property
+    def batch_size(self) -> int:
+        return self.hparams.batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        # Tuner.scale_batch_size sets this attribute: keep the hparams (checkpoints, HPARAMS tab) in step.
+        self.hparams.batch_size = value
+
+    @property
     def info(self) -> DataInfo:
         raise NotImplementedError(f"{type(self).__name__} must define the `info` property")
 
@@ -74,7 +83,7 @@ class BaseDataModule(pl.LightningDataModule):
         workers = self.hparams.num_workers
         return DataLoader(
             dataset,
-            batch_size=self.hparams.batch_size,
+            batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=workers,
             persistent_workers=workers > 0,  # keep workers alive between epochs instead of re-forking
@@ -89,4 +98,6 @@ def random_splits(
     n_val = max(1, round(len(x) * val_fraction))
     n_test = max(1, round(len(x) * test_fraction))
     val, test, train = order[:n_val], order[n_val : n_val + n_test], order[n_val + n_test :]
+    if len(train) == 0:
+        raise ValueError(f"{len(x)} examples are too few to split into train, validation and test")
     return TensorDataset(x[train], y[train]), TensorDataset(x[val], y[val]), TensorDataset(x[test], y[test])
