@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -181,7 +182,7 @@ def test_on_a_terminal_it_asks_the_templates_questions(tmp_path: Path) -> None:
     if pid == 0:  # the child becomes litscaffold running on a terminal
         os.chdir(tmp_path)
         os.execvp(sys.executable, [sys.executable, "-m", "litscaffold", "new-project", "demo", "--no-git"])
-    screen, prompts, typed_author = b"", 0, False
+    screen, prompts, typed_author, answered = b"", 0, False, b""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 0.4)
@@ -196,12 +197,16 @@ def test_on_a_terminal_it_asks_the_templates_questions(tmp_path: Path) -> None:
             if b"\x1b[6n" in chunk:  # the prompt asks where the cursor is: answer like a terminal
                 os.write(fd, b"\x1b[1;1R")
             continue
-        current_prompt = screen.rsplit("🎤".encode(), 1)[-1]
-        if b"Author" in current_prompt and not typed_author:
+        # Answer each question once: redraws repeat the prompt, and an extra Enter would answer the next.
+        question = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", screen.rsplit("🎤".encode(), 1)[-1]).split(b"\n")[0]
+        if not question.strip() or question == answered:
+            continue
+        if b"Author" in question:
             os.write(fd, b"\x15Ada Lovelace\r")  # Ctrl-U clears the pre-filled default first
             typed_author = True
         else:
             os.write(fd, b"\r")
+        answered = question
         prompts += 1
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, screen[-2000:]

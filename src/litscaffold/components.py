@@ -11,7 +11,7 @@ from . import git
 from .errors import ComponentError, UpdateError
 from .names import check_component_name
 from .project import KINDS, Component, Project, component_answers_file, read_answers
-from .render import render, scratch_dir
+from .render import ctrl_c_deferred, render, scratch_dir
 from .template import TemplateSource, current_version, parse_version
 
 BLUEPRINTS = {
@@ -71,16 +71,17 @@ def add_component(project: Project, kind: str, name: str, blueprint: str | None 
         if clashes:
             raise ComponentError(f"{', '.join(clashes)} already exist; choose another {kind} name")
         moved: list[Path] = []
-        try:
-            for relative in files:
-                target = project.root / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                (rendered / relative).rename(target)
-                moved.append(target)
-        except BaseException:
-            for target in moved:
-                target.unlink(missing_ok=True)
-            raise
+        with ctrl_c_deferred():  # all of the component's files arrive, or none
+            try:
+                for relative in files:
+                    target = project.root / relative
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    (rendered / relative).rename(target)
+                    moved.append(target)
+            except OSError:
+                for target in moved:
+                    target.unlink(missing_ok=True)
+                raise
     if was_clean:
         git.commit_paths(project.root, files, f"Add {kind} {name} ({blueprint} blueprint, litscaffold {version})")
     component = Component(kind, name, blueprint, version, "component", answers_file)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,16 +20,37 @@ from .template import TemplateSource, tag_of
 def scratch_dir(near: Path, prefix: str) -> Iterator[Path]:
     """A temporary directory on the same file system as `near` (so results can be renamed into
     place), removed afterwards whatever happens, Ctrl-C included."""
+    path: Path | None = None
     try:
-        path = Path(tempfile.mkdtemp(prefix=f".{prefix}-", dir=near))
-    except OSError as error:
-        raise LitscaffoldError(
-            f"cannot write in {near}: {error.strerror.lower()}; choose a folder you can write to"
-        ) from None
-    try:
+        with ctrl_c_deferred():  # between mkdir and the assignment, Ctrl-C would orphan the folder
+            path = Path(tempfile.mkdtemp(prefix=f".{prefix}-", dir=near))
         yield path
+    except OSError as error:
+        if path is not None:
+            raise
+        raise LitscaffoldError(
+            f"cannot write in {near}: {(error.strerror or str(error)).lower()}; choose a folder you can write to"
+        ) from None
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        if path is not None:
+            with ctrl_c_deferred():
+                shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def ctrl_c_deferred() -> Iterator[None]:
+    """Hold Ctrl-C until the block is done (then raise it): for steps that must not stop halfway."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        raise KeyboardInterrupt
 
 
 def render(

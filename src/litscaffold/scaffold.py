@@ -12,7 +12,7 @@ from . import git
 from .errors import DestinationError, UsageError
 from .names import check_project_name
 from .project import PROJECT_ANSWERS
-from .render import render, scratch_dir
+from .render import ctrl_c_deferred, render, scratch_dir
 from .template import TemplateSource, current_version
 
 # Answers a user may give with --data (the rest of copier.yml belongs to components).
@@ -77,7 +77,8 @@ def new_project(
             rendered = scratch / "project"
             render(source, rendered, data, version=version or current_version(),
                    answers_file=PROJECT_ANSWERS, ask=ask)
-            written, kept = _move_into_place(rendered, dest)
+            with ctrl_c_deferred():  # a project is moved in whole or not at all
+                written, kept = _move_into_place(rendered, dest)
     except BaseException:
         for parent in created_parents:
             shutil.rmtree(parent, ignore_errors=True)
