@@ -6,6 +6,7 @@ import hashlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,19 +24,21 @@ def working_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return bundle
 
 
-@pytest.fixture(autouse=True)
-def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory,
-                 working_bundle: Path) -> None:
-    """No test reads the developer's cache, copier settings or git identity."""
+@pytest.fixture(scope="session", autouse=True)
+def isolated_env(tmp_path_factory: pytest.TempPathFactory, working_bundle: Path) -> Iterator[None]:
+    """No test reads or writes the developer's cache, copier settings or git identity.
+    Session-wide, so module-scoped fixtures (a project rendered once per module) are isolated too."""
     home = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("LITSCAFFOLD_CACHE_DIR", str(home / ".cache" / "litscaffold"))
-    monkeypatch.setenv("LITSCAFFOLD_TEMPLATE_BUNDLE", str(working_bundle))
-    monkeypatch.setenv("GIT_AUTHOR_NAME", "Test User")
-    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "test@example.com")
-    monkeypatch.setenv("GIT_COMMITTER_NAME", "Test User")
-    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "test@example.com")
-    monkeypatch.delenv("COPIER_SETTINGS_PATH", raising=False)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("HOME", str(home))
+        monkeypatch.setenv("LITSCAFFOLD_CACHE_DIR", str(home / ".cache" / "litscaffold"))
+        monkeypatch.setenv("LITSCAFFOLD_TEMPLATE_BUNDLE", str(working_bundle))
+        monkeypatch.setenv("GIT_AUTHOR_NAME", "Test User")
+        monkeypatch.setenv("GIT_AUTHOR_EMAIL", "test@example.com")
+        monkeypatch.setenv("GIT_COMMITTER_NAME", "Test User")
+        monkeypatch.setenv("GIT_COMMITTER_EMAIL", "test@example.com")
+        monkeypatch.delenv("COPIER_SETTINGS_PATH", raising=False)
+        yield
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
@@ -78,9 +81,9 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> 
 # other fixtures go above this section.
 # =====================================================================================================
 
-import re  # noqa: E402
-import shutil  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+import re
+import shutil
+from dataclasses import dataclass
 
 OLD_VERSION = "0.0.9"
 OLD_AUTHOR_DEFAULT = "Old Template Author"
