@@ -94,6 +94,52 @@ class Bench:
             print(f"{label:32} {seconds:9.3f}  {target}")
 
 
+def bench_update(bench: Bench) -> None:
+    """`litscaffold update` of a project with two added components, from an older template version
+    (a changed wiring line, a new file, a dropped file, a changed component line) to the current one;
+    each run on a fresh copy of the same committed project."""
+    from litscaffold.components import add_component
+    from litscaffold.project import Project
+    from litscaffold.scaffold import new_project
+    from litscaffold.snapshot import snapshot
+    from litscaffold.template import TemplateSource, current_version
+
+    old = bench.work / "old-template"
+    shutil.copytree(REPO / "template", old / "template", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copy2(REPO / "copier.yml", old / "copier.yml")
+    trainer = next((old / "template" / "project").glob("trainer.py*"))
+    trainer.write_text(trainer.read_text().replace("\n", "\n# wording of the old template\n", 1))
+    for added in (old / "template" / "project" / "scripts").glob("*"):
+        added.unlink()
+    (old / "template" / "project" / "OLD.md").write_text("dropped by the next version\n")
+    wrapper = old / "template" / "model" / "model" / "{{name}}.py.jinja"
+    wrapper.write_text("# old component header\n" + wrapper.read_text())
+    bundle = bench.work / "history.bundle"
+    snapshot(root=old, bundle=bundle, version="0.0.1")
+    snapshot(root=REPO, bundle=bundle, version=current_version())
+    home = bench.work / "update-home"
+    env = {**bench.env, "HOME": str(home), "LITSCAFFOLD_CACHE_DIR": str(home / ".cache" / "ls"),
+           "LITSCAFFOLD_TEMPLATE_BUNDLE": str(bundle)}
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        source = TemplateSource(bundle=bundle)
+        base = bench.fresh("update-base") / "demo"
+        new_project("demo", base, version="0.0.1", source=source)
+        add_component(Project(base), "model", "net", "convnet", source=source)
+        add_component(Project(base), "dataset", "sales", "csv", source=source)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+    def run(i: int) -> float:
+        project = bench.fresh("update") / "demo"
+        shutil.copytree(base, project, symlinks=True)
+        return timed([*bench.cli, "update"], project, env)
+
+    bench.rows.append(("litscaffold update (project + 2)", median_of(bench.repeats, run), "<= 3 s"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -103,6 +149,7 @@ def main() -> None:
         bench.help()
         bench.new_project()
         bench.add_model()
+        bench_update(bench)
         bench.print()
 
 

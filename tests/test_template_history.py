@@ -3,6 +3,7 @@ snapshot hashes the same wherever it is built (so updates work offline on every 
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 from pathlib import Path
@@ -50,7 +51,7 @@ def test_released_tags_in_the_bundle_are_the_pinned_commits(tmp_path: Path) -> N
         assert git(repo, "rev-parse", f"v{version}^{{commit}}") == commit, f"released template {version} moved"
     # Versions are a chain, oldest first: every tag's commit descends from the previous version's.
     tags = TemplateSource(bundle=BUNDLE, root=tmp_path / "cache").ensure().versions()
-    for older, newer in zip(tags, tags[1:]):
+    for older, newer in itertools.pairwise(tags):
         assert git(repo, "rev-parse", f"v{newer}^") == git(repo, "rev-parse", f"v{older}^{{commit}}")
 
 

@@ -141,9 +141,9 @@ def test_project_tests_pass_after_a_clean_update(old_project: Path, template_his
     clean_update(old_project, template_history)
     if not any((old_project / "tests").glob("test_*.py")):
         pytest.skip("the template under development has no project tests yet")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "--tb=short", "-p", "no:cacheprovider"],
                           cwd=old_project, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-2000:]
 
 
 def test_conflicting_edits_survive_as_markers_and_the_update_resumes(
@@ -206,7 +206,7 @@ def test_a_conflict_stops_the_update_and_blocks_the_next_until_resolved(
 
 
 def _set_answer(root: Path, key: str, value: str, answers: str = ".copier-answers.yml") -> None:
-    edit(root / answers, lambda t: re.sub(rf"^{key}: .*$", f"{key}: {value}", t, count=1, flags=re.M))
+    edit(root / answers, lambda t: re.sub(rf"^{key}: .*$", f"{key}: {value}", t, count=1, flags=re.MULTILINE))
     commit_all(root, f"Set {key}")
 
 

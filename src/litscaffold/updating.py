@@ -10,6 +10,7 @@ and stops at the first conflict. Everything that would make copier fail half-way
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -233,21 +234,41 @@ def _update_parts(root: Path, parts: list[Part], installed: str, source: Templat
     done: list[str] = []
     for part in parts:
         echo(f"Updating {part.label}: template {part.version} -> {installed}")
-        _run_copier(root, part, installed)
-        for kept in _keep_edited_dropped_files(root, part, source):
-            echo(f"  kept {kept}: template {installed} no longer has it, but you changed it; "
-                 "delete it when you no longer need it")
-        conflicted = _conflicted(root)
-        if conflicted:
-            committed = f"{', '.join(done)} committed; " if done else ""
-            raise UpdateConflict(
-                f"{part.label} merged with conflicts in {', '.join(conflicted)} ({committed}nothing else "
-                "was changed); resolve the <<<<<<< blocks, commit, then run `litscaffold update` again"
-            )
+        if not _record_unchanged_template(root, part, source, installed):
+            _run_copier(root, part, installed)
+            for kept in _keep_edited_dropped_files(root, part, source):
+                echo(f"  kept {kept}: template {installed} no longer has it, but you changed it; "
+                     "delete it when you no longer need it")
+            conflicted = _conflicted(root)
+            if conflicted:
+                committed = f"{', '.join(done)} committed; " if done else ""
+                raise UpdateConflict(
+                    f"{part.label} merged with conflicts in {', '.join(conflicted)} ({committed}nothing else "
+                    "was changed); resolve the <<<<<<< blocks, commit, then run `litscaffold update` again"
+                )
         gitops.commit_paths(root, ["."], f"Update {part.label} to litscaffold template {installed}")
         commit = _git_read(root, "rev-parse", "--short", "HEAD").strip()
         echo(f"  committed {commit}")
         done.append(part.label)
+
+
+def _record_unchanged_template(root: Path, part: Part, source: TemplateSource, installed: str) -> bool:
+    """When nothing this part renders from changed between its version and the installed one (every
+    changed path lies in another part's template/<kind>/), copier would only rewrite `_commit` in its
+    answers file: do just that and skip copier's three renders. False when copier must run."""
+    changed = gitops.git("diff", "--name-only", tag_of(part.version or ""), tag_of(installed),
+                         cwd=source.repo).splitlines()
+    own = part.answers.get("component", "project")
+    others = tuple(f"template/{kind}/" for kind in ("project", *KINDS) if kind != own)
+    if not all(path.startswith(others) for path in changed):
+        return False
+    answers = root / part.answers_file
+    text, count = re.subn(rf"^_commit: {re.escape(tag_of(part.version or ''))}$", f"_commit: {tag_of(installed)}",
+                          answers.read_text(), flags=re.MULTILINE)
+    if count != 1:
+        return False
+    answers.write_text(text)
+    return True
 
 
 def _run_copier(root: Path, part: Part, installed: str) -> None:
