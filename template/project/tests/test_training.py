@@ -100,6 +100,24 @@ def test_two_runs_in_the_same_second_get_two_folders(tmp_path: Path, monkeypatch
     assert run_id == "20261124-101502"
 
 
+def test_an_explicit_version_names_the_folder(tmp_path: Path) -> None:
+    assert train(tmp_path, *TINY, "--version", "baseline") == tmp_path / trainer.parse_args([]).args.name / "baseline"
+
+
+def test_ranks_of_one_launch_share_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # what a re-executed DDP rank, torchrun or SLURM task sees: the run id chosen once, in the environment
+    monkeypatch.setenv(runs.RUN_ID_ENV, "20261124-101502")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    run_dir, _ = runs.create_run_dir(tmp_path, "lr=0.1")
+    assert run_dir == tmp_path / "20261124-101502_lr=0.1" and not run_dir.exists()  # rank 1 creates nothing
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert runs.create_run_dir(tmp_path, "lr=0.1")[0] == run_dir and run_dir.is_dir()  # rank 0 does
+    monkeypatch.delenv(runs.RUN_ID_ENV)
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    assert runs.create_run_dir(tmp_path, "")[0].name == "slurm-4242"
+
+
 def test_fast_dev_run_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert train(tmp_path / "logs", "--fast_dev_run", "true") is None
@@ -162,8 +180,13 @@ def test_resume_refuses_to_change_what_the_checkpoint_fixes(two_epoch_run: Path,
 # ---- tuning and training workflows --------------------------------------------------------------------
 
 
+# The tuners run on whole epochs of the default data: with one or two batches per epoch they would pay
+# an epoch's fixed costs for every step.
+ONE_EPOCH = ["--max_epochs", "1", "--limit_val_batches", "1", "--limit_test_batches", "1"]
+
+
 def test_lr_find_applies_and_records_the_learning_rate(tmp_path: Path) -> None:
-    run_dir = train(tmp_path, *TINY, "--lr_find")
+    run_dir = train(tmp_path, *ONE_EPOCH, "--lr_find")
     lr = json.loads((run_dir / "run.json").read_text())["model_hparams"]["lr"]
     assert lr != default_of("lr")
     assert (run_dir / "lr_find.png").stat().st_size > 0
@@ -172,11 +195,10 @@ def test_lr_find_applies_and_records_the_learning_rate(tmp_path: Path) -> None:
 
 
 def test_scale_batch_size_records_the_batch_size(tmp_path: Path) -> None:
-    if not hasattr(DATASETS[trainer.DEFAULT_DATASET](), "batch_size"):
-        pytest.skip("the dataset has no batch_size attribute for Lightning's tuner to change")
-    run_dir = train(tmp_path, *TINY, "--scale_batch_size")
+    run_dir = train(tmp_path, *ONE_EPOCH, "--scale_batch_size")
     batch_size = json.loads((run_dir / "run.json").read_text())["data_hparams"]["batch_size"]
-    assert batch_size != 64 and f"batch_size={batch_size}" in run_dir.name
+    assert batch_size > default_of("batch_size") and f"batch_size={batch_size}" in run_dir.name
+    assert logged_hparams(run_dir)["batch_size"] == batch_size
 
 
 def test_swa_tests_and_keeps_the_averaged_weights(tmp_path: Path) -> None:
