@@ -145,6 +145,14 @@ def test_incompatible_pair_fails_before_training(tmp_path: Path, monkeypatch: py
     assert not tmp_path.joinpath("classifier_only-" + trainer.DEFAULT_DATASET).exists()
 
 
+def test_settings_the_trainer_rejects_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        train(tmp_path, "--strategy", "no_such_strategy")
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("trainer.py: error: Trainer:")
+    assert not list(tmp_path.glob("*/*"))  # the run folder made for it is gone again
+
+
 def test_resume_of_nothing_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         train(tmp_path, "--resume", "last")
