@@ -17,6 +17,7 @@ from conftest import (
     KEPT_FILE,
     OLD_AUTHOR_DEFAULT,
     OLD_COMPONENT_HEADER,
+    REPO,
     TemplateHistory,
     assert_one_line_error,
     run_cli,
@@ -334,3 +335,49 @@ def test_plain_copier_update_works_by_hand(old_project: Path, template_history: 
 
 def history_line_arrived(root: Path, history: TemplateHistory) -> bool:
     return history.new_line in (root / history.wiring).read_text().splitlines()
+
+
+def test_a_part_whose_template_did_not_change_ends_as_copier_would_leave_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A release that only touches the project's files: components skip copier's renders, and the
+    result is byte-for-byte what plain `copier update` gives."""
+    import shutil
+
+    from litscaffold.components import add_component
+    from litscaffold.project import Project
+    from litscaffold.scaffold import new_project
+    from litscaffold.snapshot import snapshot
+    from litscaffold.template import TemplateSource, current_version
+
+    old = tmp_path / "old"
+    shutil.copytree(REPO / "template", old / "template", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copy2(REPO / "copier.yml", old / "copier.yml")
+    (old / "template" / "project" / "docs").mkdir(exist_ok=True)
+    (old / "template" / "project" / "docs" / "old-only.md").write_text("only in 0.0.8\n")
+    bundle = tmp_path / "template.bundle"
+    snapshot(root=old, bundle=bundle, version="0.0.8")
+    snapshot(root=REPO, bundle=bundle, version=current_version())
+    monkeypatch.setenv("LITSCAFFOLD_TEMPLATE_BUNDLE", str(bundle))
+    source = TemplateSource(bundle=bundle)
+    ours = tmp_path / "ours"
+    new_project("lab", ours, version="0.0.8", source=source)
+    add_component(Project(ours), "dataset", "sales", "synthetic-regression", source=source)
+    edit(ours / "data" / "sales.py", lambda t: t + "\n# user: my data loading note\n")
+    commit_all(ours, "My edit")
+    theirs = tmp_path / "theirs"
+    git(tmp_path, "clone", "-q", str(ours), str(theirs))
+
+    proc = run_cli("update", cwd=ours)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("only the recorded version moves") == 1  # the dataset, not the project
+    tag = f"v{current_version()}"
+    for answers in (".copier-answers.yml", ".copier-answers.dataset-sales.yml"):
+        by_hand = subprocess.run([sys.executable, "-m", "copier", "update", "--defaults", "--vcs-ref", tag,
+                                  "-a", answers], cwd=theirs, capture_output=True, text=True,
+                                 stdin=subprocess.DEVNULL, timeout=300)
+        assert by_hand.returncode == 0, by_hand.stderr
+        commit_all(theirs, answers)
+    files = {k: v for k, v in tree_digest(ours).items() if not k.startswith(".git/")}
+    assert files == {k: v for k, v in tree_digest(theirs).items() if not k.startswith(".git/")}
+    assert "# user: my data loading note" in (ours / "data" / "sales.py").read_text()
+    assert not (ours / "docs" / "old-only.md").exists()

@@ -234,17 +234,19 @@ def _update_parts(root: Path, parts: list[Part], installed: str, source: Templat
     done: list[str] = []
     for part in parts:
         echo(f"Updating {part.label}: template {part.version} -> {installed}")
-        if not _record_unchanged_template(root, part, source, installed):
+        if _record_unchanged_template(root, part, source, installed):
+            echo("  its template did not change: only the recorded version moves")
+        else:
             _run_copier(root, part, installed)
             for kept in _keep_edited_dropped_files(root, part, source):
                 echo(f"  kept {kept}: template {installed} no longer has it, but you changed it; "
                      "delete it when you no longer need it")
             conflicted = _conflicted(root)
             if conflicted:
-                committed = f"{', '.join(done)} committed; " if done else ""
+                committed = f"{', '.join(done)} committed, " if done else ""
                 raise UpdateConflict(
-                    f"{part.label} merged with conflicts in {', '.join(conflicted)} ({committed}nothing else "
-                    "was changed); resolve the <<<<<<< blocks, commit, then run `litscaffold update` again"
+                    f"{part.label} merged with conflicts in {', '.join(conflicted)} ({committed}later parts "
+                    "not started); resolve the <<<<<<< blocks, commit, then run `litscaffold update` again"
                 )
         gitops.commit_paths(root, ["."], f"Update {part.label} to litscaffold template {installed}")
         commit = _git_read(root, "rev-parse", "--short", "HEAD").strip()
@@ -373,7 +375,7 @@ def _dry_run(root: Path, parts: list[Part], installed: str, source: TemplateSour
         gitops.git("add", "-A", "--", ".", cwd=work)
         diff = gitops.git("diff", "--cached", "--no-color", "--relative", start, "--", ".", cwd=work)
     echo(f"Dry run: updating {_names(parts)} to template {installed} would change:")
-    echo(diff.rstrip("\n") or "(no file changes besides the recorded versions)")
+    echo(diff.rstrip("\n") or "(no changes)")
     if conflict is not None:
         raise UpdateConflict(f"dry run: {conflict.message.split('; resolve')[0]}; nothing was changed")
     echo("Dry run: nothing was changed; run `litscaffold update` to apply it")
