@@ -163,27 +163,32 @@ def converter_for(annotation: Any, default: Any = inspect.Parameter.empty) -> Co
 def arg_docs(*objects: Any) -> dict[str, str]:
     """The first sentence documenting each argument in the "Args:" sections of the objects' docstrings."""
     docs: dict[str, str] = {}
-    for obj in objects:
-        text = inspect.getdoc(obj) or ""
-        match = re.search(r"^(Args|Arguments|Parameters):\s*$(.*?)(?=^\S|\Z)", text, re.DOTALL | re.MULTILINE)
-        if not match:
+    for obj in objects:  # the first object documenting an argument wins
+        for name, text in _args_section(inspect.getdoc(obj) or "").items():
+            docs.setdefault(name, _first_sentence(text))
+    return docs
+
+
+def _args_section(docstring: str) -> dict[str, str]:
+    match = re.search(r"^(Args|Arguments|Parameters):\s*$(.*?)(?=^\S|\Z)", docstring, re.DOTALL | re.MULTILINE)
+    if not match:
+        return {}
+    entries: dict[str, str] = {}
+    current, indent = None, None
+    for line in match.group(2).splitlines():
+        stripped = line.lstrip()
+        if not stripped:
+            current = None
             continue
-        current = None
-        indent = None
-        for line in match.group(2).splitlines():
-            if not line.strip():
-                current = None
-                continue
-            stripped = line.lstrip()
-            depth = len(line) - len(stripped)
-            entry = re.match(r"(\*{0,2}\w+)(\s*\(.*?\))?:\s*(.*)", stripped)
-            if entry and (indent is None or depth <= indent):
-                indent = depth
-                current = entry.group(1).lstrip("*")
-                docs.setdefault(current, entry.group(3))
-            elif current is not None and docs.get(current) is not None:
-                docs[current] += " " + stripped
-    return {name: _first_sentence(text) for name, text in docs.items()}
+        depth = len(line) - len(stripped)
+        entry = re.match(r"(\*{0,2}\w+)(\s*\(.*?\))?:\s*(.*)", stripped)
+        if entry and (indent is None or depth <= indent):  # "name: text" at the section's own indent
+            indent = depth
+            current = entry.group(1).lstrip("*")
+            entries[current] = entry.group(3)
+        elif current is not None:  # the entry's text continues
+            entries[current] += " " + stripped
+    return entries
 
 
 def comment_docs(function: Callable) -> dict[str, str]:
