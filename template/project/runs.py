@@ -127,7 +127,8 @@ def create_run_dir(series_dir: Path, suffix: str, now: float | None = None) -> t
 # ----------------------------------------------------------------------------------------------------
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """The value as run.json stores it (tuples as lists, paths as text)."""
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, tuple):
@@ -139,10 +140,10 @@ def _jsonable(value: Any) -> Any:
 
 def write_run_info(run_dir: Path, info: dict[str, Any]) -> None:
     """Write run.json atomically (a reader never sees half a file)."""
-    data = {key: _jsonable(value) for key, value in info.items()}
+    data = {key: jsonable(value) for key, value in info.items()}
     for key in ("model_hparams", "data_hparams"):
         if key in data:
-            data[key] = {name: _jsonable(value) for name, value in data[key].items()}
+            data[key] = {name: jsonable(value) for name, value in data[key].items()}
     partial = run_dir / f".{RUN_FILE}.{os.getpid()}"
     partial.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(partial, run_dir / RUN_FILE)

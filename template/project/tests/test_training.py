@@ -168,7 +168,8 @@ def test_resume_continues_in_the_same_folder_at_the_right_step(tmp_path: Path) -
     last = run_dir / "checkpoints" / "last.ckpt"
     assert global_step(last) == 3
 
-    assert train(tmp_path, "--resume", str(run_dir), "--max_epochs", "2") == run_dir
+    # the same command again with --resume (repeating a hyperparameter is fine), and a higher max_epochs
+    assert train(tmp_path, "--resume", str(run_dir), "--max_epochs", "2", *limits, "--lr", "0.002") == run_dir
     assert global_step(last) == 6
     assert train(tmp_path, "--resume", "last", "--max_epochs", "3") == run_dir  # newest run of the series
     assert global_step(last) == 9
