@@ -33,7 +33,7 @@ def test_defaults_render_a_committed_project(tmp_path: Path) -> None:
                      "model/mlp.py", "data/synthetic_regression.py", "notebooks/experiment.ipynb",
                      "tests", "pyproject.toml", "README.md", ".gitignore"]:
         assert (root / expected).exists(), expected
-    assert git_log(root) == ["Scaffold Weather Model with litscaffold 0.1.0"]
+    assert git_log(root) == ["Scaffold Weather Model with litscaffold template 0.1.0"]
     status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True)
     assert status.stdout == ""
     assert "cd weather_model" in proc.stdout and "python trainer.py" in proc.stdout

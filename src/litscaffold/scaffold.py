@@ -71,11 +71,12 @@ def new_project(
     _check_destination(dest, force)
     fresh = not dest.exists()
     source = (source or TemplateSource()).ensure()
+    version = version or current_version()
     created_parents = _make_parents(dest.parent)
     try:
         with scratch_dir(dest.parent, f"litscaffold-{slug}") as scratch:
             rendered = scratch / "project"
-            render(source, rendered, data, version=version or current_version(),
+            render(source, rendered, data, version=version,
                    answers_file=PROJECT_ANSWERS, ask=ask)
             with ctrl_c_deferred():  # a project is moved in whole or not at all
                 written, kept = _move_into_place(rendered, dest)
@@ -88,7 +89,7 @@ def new_project(
         if fresh or not git.is_repo(dest):
             git.init(dest)
         # Only the files we wrote: a user's own files in a --force destination stay theirs to commit.
-        git.commit_paths(dest, written, f"Scaffold {name} with litscaffold {current_version()}")
+        git.commit_paths(dest, written, f"Scaffold {name} with litscaffold template {version}")
         result.committed = True
     return result
 
