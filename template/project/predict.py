@@ -5,6 +5,10 @@
     python predict.py RUN_DIR/checkpoints/last.ckpt --inputs new_points.csv    # your own inputs
     python predict.py last --model mlp                                        # newest run of a series
 
+With --inputs, each row holds one example's raw input values, as the dataset's own files hold them; the
+dataset prepares them as it prepared its training data (its `transform_inputs`, e.g. the csv blueprint's
+standardization, with the statistics stored in the checkpoint).
+
 Columns: index, the inputs (when an example has at most 16 values), the targets (dataset splits, except
 for reconstruction), then one column per output of the model's predict_step ("mean", "std", or
 "class_0", "class_1" ... for outputs with several values per example).
@@ -77,9 +81,10 @@ def split_loader(datamodule: BaseDataModule, split: str, batch_size: int) -> Dat
     return DataLoader(loader.dataset, batch_size=batch_size, shuffle=False, collate_fn=loader.collate_fn)
 
 
-def inputs_loader(path: Path, columns: str | None, input_shape: tuple[int, ...],
+def inputs_loader(path: Path, columns: str | None, input_shape: tuple[int, ...], datamodule: BaseDataModule,
                   batch_size: int) -> tuple[DataLoader, list[str], list[list[str]]]:
-    """Rows of a CSV file as model inputs; returns the loader, the column names and the raw rows."""
+    """Rows of a CSV file as model inputs, prepared as the dataset prepares its own (`transform_inputs`);
+    returns the loader, the column names and the raw rows."""
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         found = list(reader.fieldnames or [])
@@ -96,7 +101,7 @@ def inputs_loader(path: Path, columns: str | None, input_shape: tuple[int, ...],
         values = torch.tensor([[float(row[name]) for name in names] for row in rows], dtype=torch.float32)
     except ValueError as error:
         raise runs.RunError(f"{path}: {error}") from error
-    x = values.reshape(len(rows), *input_shape)
+    x = datamodule.transform_inputs(values.reshape(len(rows), *input_shape))
     return DataLoader(TensorDataset(x), batch_size=batch_size), names, [[row[n] for n in names] for row in rows]
 
 
@@ -151,20 +156,21 @@ def main(argv: list[str] | None = None) -> Path:
         device = torch.device(args.device)
         model = MODELS[info["model"]].load_from_checkpoint(checkpoint, map_location=device)
         model.eval()
-        input_shape = tuple(model.hparams.input_shape)
+        # The dataset as trained: its hyperparameters and its state (e.g. the statistics it standardizes with).
+        datamodule = DATASETS[info["dataset"]].load_from_checkpoint(checkpoint, map_location="cpu")
         if args.inputs is not None:
-            loader, names, raw = inputs_loader(args.inputs, args.columns, input_shape, args.batch_size)
+            loader, names, raw = inputs_loader(args.inputs, args.columns, tuple(model.hparams.input_shape),
+                                               datamodule, args.batch_size)
             # the file's own columns (names and text as given), then the predictions
             inputs = {name: [row[i] for row in raw] for i, name in enumerate(names)}
             table = inputs | predict(model, loader, device, with_inputs=False, with_targets=False)
             default_output = run_dir / f"predictions-{args.inputs.stem}.csv"
         else:
-            datamodule = DATASETS[info["dataset"]](**info["data_hparams"])
             loader = split_loader(datamodule, args.split, args.batch_size)
             table = predict(model, loader, device, with_inputs=True,
                             with_targets=model.hparams.task != "reconstruction")
             default_output = run_dir / f"predictions-{args.split}.csv"
-    except (runs.RunError, FileNotFoundError) as error:
+    except (runs.RunError, OSError, ValueError) as error:  # a missing file or column: one line, no traceback
         parser.error(str(error))
     output = args.output or default_output
     rows = write_csv(output, table)

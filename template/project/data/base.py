@@ -30,9 +30,10 @@ class BaseDataModule(pl.LightningDataModule):
     """Batches are (x, y) tuples: float x; y float targets, int64 class ids, or x itself for reconstruction.
 
     Subclasses declare `info` (without loading anything) and build `train_set`, `val_set` and `test_set`
-    in `setup`. Their own hyperparameters are `__init__` arguments with defaults; the trainer turns them
-    into flags (help text from an "Args:" section like this one) and `save_hyperparameters()` below
-    records them (it collects the subclass's arguments too).
+    in `setup`; one that rescales its inputs also overrides `transform_inputs`. Their own hyperparameters
+    are `__init__` arguments with defaults; the trainer turns them into flags (help text from an "Args:"
+    section like this one) and `save_hyperparameters()` below records them (it collects the subclass's
+    arguments too).
 
     Args:
         batch_size: Examples per batch.
@@ -58,6 +59,16 @@ class BaseDataModule(pl.LightningDataModule):
     @property
     def info(self) -> DataInfo:
         raise NotImplementedError(f"{type(self).__name__} must define the `info` property")
+
+    def transform_inputs(self, x: Tensor) -> Tensor:
+        """Raw input values (a CSV row given to `predict.py --inputs`, shaped as `info.input_shape`) -> the x
+        a batch of this dataset holds.
+
+        Identity here. A dataset that rescales its inputs in `setup` applies the same rescaling here, and
+        keeps what it needs (e.g. the training split's mean and std) in `state_dict`: Lightning saves that
+        in every checkpoint, so predictions need neither the training data nor a new `setup`.
+        """
+        return x
 
     @classmethod
     def smoke_test_hparams(cls, tmp_dir: Path) -> dict[str, Any]:

@@ -109,6 +109,20 @@ def test_dataset_delivers_what_its_info_promises(data_name: str, tmp_path: Path)
     assert torch.equal(first_batch(again, "val")[0], first_batch(datamodule, "val")[0])
 
 
+@pytest.mark.parametrize("data_name", sorted(DATASETS))
+def test_a_checkpoint_restores_how_inputs_are_prepared(data_name: str, tmp_path: Path) -> None:
+    # predict.py --inputs prepares raw rows with a datamodule restored from the checkpoint (its state_dict),
+    # not one that has read the training data again.
+    hparams = DATASETS[data_name].smoke_test_hparams(tmp_path)
+    trained = DATASETS[data_name](**hparams)
+    trained.setup("fit")
+    restored = DATASETS[data_name](**hparams)
+    restored.load_state_dict(trained.state_dict())
+    raw = torch.rand(4, *trained.info.input_shape, generator=torch.Generator().manual_seed(0)) * 100
+    assert torch.allclose(restored.transform_inputs(raw), trained.transform_inputs(raw))
+    assert restored.train_set is None  # no data was loaded for it
+
+
 @pytest.mark.parametrize(("package", "registry", "base"), [("model", MODELS, BaseModel), ("data", DATASETS, BaseDataModule)])
 def test_every_module_is_registered(package: str, registry: dict[str, type], base: type) -> None:
     modules = {path.stem for path in (ROOT / package).glob("*.py") if path.stem != "base" and not path.stem.startswith("_")}

@@ -1,4 +1,4 @@
-"""Real training runs on CPU: what lands on disk and in TensorBoard, resume, tuning, DDP, predictions."""
+"""Real training runs on CPU: what lands on disk and in TensorBoard, resume, tuning, DDP."""
 
 import csv
 import json
@@ -13,7 +13,6 @@ import pytest
 import torch
 from conftest import QUIET, ROOT, TINY, logged_hparams, scalars, train
 
-import predict
 import runs
 import trainer
 from data import DATASETS
@@ -224,37 +223,6 @@ def test_trainer_flags_shape_the_run(tmp_path: Path) -> None:
     # two batches per epoch, one optimizer step per two batches, validation after every batch
     assert global_step(run_dir / "checkpoints" / "last.ckpt") == 2
     assert len(scalars(run_dir, "loss/val")) == 4
-
-
-# ---- predictions --------------------------------------------------------------------------------------
-
-
-def test_predict_writes_a_csv_of_the_test_split(two_epoch_run: Path, tmp_path: Path) -> None:
-    output = predict.main([str(two_epoch_run), "--output", str(tmp_path / "predictions.csv")])
-    with output.open() as handle:
-        rows = list(csv.DictReader(handle))
-    info = json.loads((two_epoch_run / "run.json").read_text())
-    datamodule = DATASETS[info["dataset"]](**info["data_hparams"])
-    datamodule.setup("test")
-    assert len(rows) == len(datamodule.test_dataloader().dataset)
-    model = trainer.MODELS[info["model"]].load_from_checkpoint(two_epoch_run / info["best_checkpoint"])
-    x, y = next(iter(datamodule.test_dataloader()))
-    expected_columns = set(model.predict_step((x, y), 0))
-    assert expected_columns <= {name.rsplit("_", 1)[0] if name[-1].isdigit() else name for name in rows[0]}
-    assert all(math.isfinite(float(value)) for row in rows[:5] for value in row.values())
-
-
-def test_predict_reads_inputs_from_a_csv(two_epoch_run: Path, tmp_path: Path) -> None:
-    info = json.loads((two_epoch_run / "run.json").read_text())
-    width = math.prod(DATASETS[info["dataset"]](**info["data_hparams"]).info.input_shape)
-    inputs = tmp_path / "inputs.csv"
-    inputs.write_text(",".join(f"f{i}" for i in range(width)) + "\n" + "\n".join(
-        ",".join(str(0.5 * (row + i)) for i in range(width)) for row in range(3)) + "\n")
-    checkpoint = two_epoch_run / "checkpoints" / "last.ckpt"
-    output = predict.main([str(checkpoint), "--inputs", str(inputs), "--output", str(tmp_path / "out.csv")])
-    with output.open() as handle:
-        rows = list(csv.DictReader(handle))
-    assert len(rows) == 3 and rows[1]["f0"] == "0.5"
 
 
 # ---- several processes --------------------------------------------------------------------------------
