@@ -202,11 +202,16 @@ def test_lr_find_applies_and_records_the_learning_rate(tmp_path: Path) -> None:
     assert logged_hparams(run_dir)["lr"] == pytest.approx(lr)
 
 
-def test_scale_batch_size_records_the_batch_size(tmp_path: Path) -> None:
+def test_scale_batch_size_records_the_batch_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_dir = train(tmp_path, *ONE_EPOCH, "--scale_batch_size")
     batch_size = json.loads((run_dir / "run.json").read_text())["data_hparams"]["batch_size"]
     assert batch_size > default_of("batch_size") and f"batch_size={batch_size}" in run_dir.name
     assert logged_hparams(run_dir)["batch_size"] == batch_size
+    assert f"batch size set to {batch_size}" in capsys.readouterr().out
+    # On CPU memory never runs out: the search ends at the whole train split, not at the next power of two.
+    datamodule = DATASETS[trainer.DEFAULT_DATASET]()
+    datamodule.setup("fit")
+    assert batch_size == len(datamodule.train_dataloader().dataset)
 
 
 def test_swa_tests_and_keeps_the_averaged_weights(tmp_path: Path) -> None:
