@@ -16,7 +16,7 @@ SHADOWED_MODULES = frozenset(
         "torch", "lightning", "pytorch_lightning", "torchmetrics", "tensorboard", "numpy", "matplotlib",
         "pytest", "typing", "dataclasses", "pathlib", "argparse", "json", "csv", "math", "os", "sys",
         "re", "inspect", "warnings", "random", "time", "copy", "functools", "collections", "abc",
-        "data", "model", "trainer", "flags", "runs", "predict", "tests", "notebooks", "scripts", "base",
+        "data", "model", "trainer", "flags", "runs", "predict", "registry", "tuning", "tests", "notebooks", "scripts", "base",
         "test", "site", "setup", "litscaffold", "copier", "types", "io", "logging", "enum",
     }
 )

@@ -16,8 +16,8 @@ PACKAGE_OF = {"model": "model", "dataset": "data"}
 # Components the project template itself renders (owned by the project's answers file).
 BUILTIN = {("model", "deep_normal"): "deep-normal", ("model", "mlp"): "mlp",
            ("dataset", "synthetic_regression"): "synthetic-regression"}
-# Modules of model/ and data/ that are wiring, not components.
-NOT_COMPONENTS = {"__init__", "base"}
+# Modules of model/ and data/ that are wiring, not components (helpers start with "_" too).
+NOT_COMPONENTS = {"base"}
 
 
 def component_answers_file(kind: str, name: str) -> str:
@@ -87,7 +87,7 @@ class Project:
         for kind in KINDS:
             for module in sorted((self.root / PACKAGE_OF[kind]).glob("*.py")):
                 key = (kind, module.stem)
-                if module.stem in NOT_COMPONENTS or key in found:
+                if module.stem in NOT_COMPONENTS or module.stem.startswith("_") or key in found:
                     continue
                 if key in BUILTIN:
                     found[key] = Component(kind, module.stem, BUILTIN[key], project_version, "project")

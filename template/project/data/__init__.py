@@ -4,41 +4,10 @@ DATASETS maps the module name (what `--dataset` takes) to its class. Adding data
 nothing here needs editing. `base` and modules starting with "_" (shared helpers) are not datasets.
 """
 
-import importlib
-import inspect
-import pkgutil
+from registry import discover
 
 from .base import BaseDataModule, DataInfo
 
-
-def _discover() -> dict[str, type[BaseDataModule]]:
-    found: dict[str, type[BaseDataModule]] = {}
-    for module_name in sorted(info.name for info in pkgutil.iter_modules(__path__)):
-        if module_name == "base" or module_name.startswith("_"):
-            continue
-        try:
-            module = importlib.import_module(f"{__name__}.{module_name}")
-        except Exception as error:
-            # Name the file: a traceback through importlib hides which of the modules is broken.
-            raise ImportError(
-                f"{__name__}/{module_name}.py could not be imported: {type(error).__name__}: {error}"
-            ) from error
-        classes = [
-            obj
-            for obj in vars(module).values()
-            if inspect.isclass(obj) and issubclass(obj, BaseDataModule) and obj.__module__ == module.__name__
-        ]
-        if len(classes) > 1:
-            names = ", ".join(cls.__name__ for cls in classes)
-            raise TypeError(
-                f"{__name__}/{module_name}.py defines several datamodules ({names}); keep one per module "
-                f"and move shared parents to a helper module whose name starts with '_'"
-            )
-        if classes:
-            found[module_name] = classes[0]
-    return found
-
-
-DATASETS = _discover()
+DATASETS = discover(__name__, __path__, BaseDataModule)
 
 __all__ = ["DATASETS", "BaseDataModule", "DataInfo"]
