@@ -9,9 +9,9 @@ With --inputs, each row holds one example's raw input values, as the dataset's o
 dataset prepares them as it prepared its training data (its `transform_inputs`, e.g. the csv blueprint's
 standardization, with the statistics stored in the checkpoint).
 
-Columns: index, the inputs (when an example has at most 16 values), the targets (dataset splits, except
-for reconstruction), then one column per output of the model's predict_step ("mean", "std", or
-"class_0", "class_1" ... for outputs with several values per example).
+Columns: index, the inputs as the model sees them (when an example has at most 16 values), the targets
+(dataset splits, except for reconstruction), then one column per output of the model's predict_step
+("mean", "std", or "class_0", "class_1" ... for outputs with several values per example).
 """
 
 from __future__ import annotations
