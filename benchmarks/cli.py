@@ -77,6 +77,8 @@ class Bench:
         self.rows.append(("litscaffold new-project", ours_s, f"<= 1.1x copier: x{ours_s / copier_s:.2f}"))
 
     def add_model(self) -> None:
+        from litscaffold.template import current_version, tag_of
+
         base = self.fresh("addbase")
         subprocess.run([*self.cli, "new-project", "demo", "--defaults"], cwd=base, env=self.env, check=True,
                        capture_output=True)
@@ -86,6 +88,13 @@ class Bench:
             shutil.copytree(base / "demo", project)
             return timed([*self.cli, "add", "model", "net", "--blueprint", "convnet"], project, self.env)
 
+        def plain(i: int) -> float:  # copier alone rendering the same component, for reference
+            return timed([sys.executable, "-m", "copier", "copy", "--defaults", "--quiet", "--vcs-ref",
+                          tag_of(current_version()), "-d", "component=model", "-d", "name=net", "-d",
+                          "blueprint=convnet", "-a", ".copier-answers.model-net.yml", str(self.source.repo),
+                          str(self.fresh("plainadd"))], self.work, self.env)
+
+        self.rows.append(("copier copy (same component)", median_of(self.repeats, plain), "reference"))
         self.rows.append(("litscaffold add model", median_of(self.repeats, run), "<= 0.6 s"))
 
     def print(self) -> None:

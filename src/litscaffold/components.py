@@ -10,7 +10,7 @@ from pathlib import Path
 from . import git
 from .errors import ComponentError, UpdateError
 from .names import check_component_name
-from .project import KINDS, Component, Project, component_answers_file, read_answers
+from .project import KINDS, PACKAGE_OF, Component, Project, component_answers_file, read_answers
 from .render import ctrl_c_deferred, render, scratch_dir
 from .template import TemplateSource, current_version, parse_version
 
@@ -54,13 +54,14 @@ def add_component(project: Project, kind: str, name: str, blueprint: str | None 
     blueprint = blueprint or DEFAULT_BLUEPRINT[kind]
     if blueprint not in BLUEPRINTS[kind]:
         raise ComponentError(f"unknown {kind} blueprint {blueprint!r}; choose one of: {', '.join(BLUEPRINTS[kind])}")
-    if (existing := project.component(kind, name)) is not None:
-        raise ComponentError(f"{existing.module_path} already exists; choose another {kind} name")
+    module_path = f"{PACKAGE_OF[kind]}/{name}.py"
+    if (project.root / module_path).exists():
+        raise ComponentError(f"{module_path} already exists; choose another {kind} name")
     answers_file = component_answers_file(kind, name)
     if (project.root / answers_file).exists():
         raise ComponentError(f"{answers_file} already exists; remove it or choose another {kind} name")
     version = component_version(project)
-    was_clean = git.is_repo(project.root) and not git.status(project.root)
+    was_clean = git.is_clean_repo(project.root)
     source = (source or TemplateSource()).ensure()
     data = {"component": kind, "name": name, "class_name": class_name_of(name), "blueprint": blueprint}
     with scratch_dir(project.root, f"litscaffold-{name}") as scratch:
@@ -127,7 +128,7 @@ def remove_component(project: Project, kind: str, name: str, force: bool = False
             raise ComponentError(
                 f"{kind} {name} has changes of yours in {', '.join(edited)}; keep them, or pass --force to delete"
             )
-    was_clean = git.is_repo(project.root) and not git.status(project.root)
+    was_clean = git.is_clean_repo(project.root)
     paths = [p for p in owned_files(component) if (project.root / p).exists()]
     for relative in paths:
         (project.root / relative).unlink()

@@ -46,15 +46,16 @@ def is_repo(path: Path) -> bool:
     return proc.returncode == 0 and Path(proc.stdout.strip()).resolve() == path.resolve()
 
 
-def status(path: Path) -> list[str]:
-    """Porcelain status lines (empty when the tree is clean)."""
-    return [line for line in git("status", "--porcelain", cwd=path).splitlines() if line]
 
 
-def unmerged_files(path: Path) -> list[str]:
-    """Files git still considers conflicted."""
-    out = git("diff", "--name-only", "--diff-filter=U", cwd=path)
-    return sorted(set(out.split()))
+def is_clean_repo(path: Path) -> bool:
+    """True when `path` is in a git work tree with nothing to commit (one git call: it runs per add)."""
+    if shutil.which("git") is None:
+        return False
+    proc = subprocess.run(["git", "status", "--porcelain"], cwd=path, capture_output=True, text=True)
+    return proc.returncode == 0 and not proc.stdout.strip()
+
+
 
 
 def commit(path: Path, message: str, *args: str) -> None:
@@ -68,13 +69,6 @@ def commit(path: Path, message: str, *args: str) -> None:
         git(*command, cwd=path, env=_FALLBACK_IDENTITY)
 
 
-def commit_all(path: Path, message: str) -> bool:
-    """Stage everything and commit; False when there was nothing to commit."""
-    git("add", "-A", cwd=path)
-    if not status(path):
-        return False
-    commit(path, message)
-    return True
 
 
 def commit_paths(path: Path, paths: list[str], message: str) -> None:
