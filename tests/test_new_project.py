@@ -121,6 +121,18 @@ def test_bad_options_are_refused_without_touching_disk(tmp_path: Path, args: lis
     assert tree_digest(tmp_path) == before
 
 
+def test_without_git_it_says_so_and_writes_nothing(tmp_path: Path) -> None:
+    """copier renders nothing from the template history without git: refuse up front, even with --no-git."""
+    work, empty_path = tmp_path / "work", tmp_path / "no-git-bin"
+    work.mkdir()
+    empty_path.mkdir()
+    run_cli("new-project", "warm", "--defaults", "--no-git", cwd=tmp_path, check=True)  # the cache is filled
+    before = tree_digest(work)
+    proc = run_cli("new-project", "proj", "--defaults", "--no-git", cwd=work, env={"PATH": str(empty_path)})
+    assert "git is not installed" in assert_one_line_error(proc, 1)
+    assert tree_digest(work) == before
+
+
 def test_destination_that_is_a_file(tmp_path: Path) -> None:
     (tmp_path / "proj").write_text("x")
     before = tree_digest(tmp_path)

@@ -19,10 +19,16 @@ _FALLBACK_IDENTITY = {
 }
 
 
+def require_git() -> None:
+    """litscaffold reads its own template history with git (copier renders nothing without it), so every
+    command needs git, --no-git included: say so before anything is written."""
+    if shutil.which("git") is None:
+        raise LitscaffoldError("git is not installed; litscaffold reads its template history with git: install it")
+
+
 def git(*args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = True) -> str:
     """Run git and return its stdout; a failure becomes a LitscaffoldError with git's own words."""
-    if shutil.which("git") is None:
-        raise LitscaffoldError("git is not installed; install git, or pass --no-git to skip the repository")
+    require_git()
     proc = subprocess.run(
         ["git", *args],
         cwd=cwd,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import TemplateError
-from .git import git
+from .git import git, require_git
 
 PACKAGE_DIR = Path(__file__).parent
 BUNDLE = PACKAGE_DIR / "template.bundle"
@@ -83,6 +83,7 @@ class TemplateSource:
 
     def ensure(self) -> TemplateSource:
         """Make the cache repository hold every tag of the bundle (cheap when it already does)."""
+        require_git()  # also when the cache is filled: copier itself needs git to read a version
         if not self.bundle.is_file():
             raise TemplateError(
                 f"the template history {self.bundle} is missing; reinstall litscaffold "

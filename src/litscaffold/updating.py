@@ -153,6 +153,7 @@ def _git_read(root: Path, *args: str) -> str:
 
 def _check_preconditions(root: Path, parts: list[Part], source: TemplateSource, installed: str) -> None:
     """Everything copier would stumble on, checked before anything changes."""
+    gitops.require_git()
     inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=root, capture_output=True,
                             text=True, env={**os.environ, **_READ_ONLY})
     if inside.returncode != 0 or inside.stdout.strip() != "true":
