@@ -170,10 +170,10 @@ def main(argv: list[str] | None = None) -> Path:
             table = predict(model, loader, device, with_inputs=True,
                             with_targets=model.hparams.task != "reconstruction")
             default_output = run_dir / f"predictions-{args.split}.csv"
+        output = args.output or default_output
+        rows = write_csv(output, table)
     except (runs.RunError, OSError, ValueError) as error:  # a missing file or column: one line, no traceback
         parser.error(str(error))
-    output = args.output or default_output
-    rows = write_csv(output, table)
     print(f"{rows} predictions from {checkpoint} -> {output}")
     return output
 
