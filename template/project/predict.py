@@ -58,9 +58,9 @@ def find_checkpoint(args: argparse.Namespace) -> tuple[Path, Path]:
     """(run directory, checkpoint) named by the command line."""
     if args.run == "last":
         pattern = f"{args.model or '*'}-{args.dataset or '*'}"
-        newest = [runs.runs_of(series)[-1] for series in Path(args.save_dir).glob(pattern) if runs.runs_of(series)]
+        newest = [run for series in Path(args.save_dir).glob(pattern) if (run := runs.newest_run(series))]
         if not newest:
-            raise runs.RunError(f"no runs matching {args.save_dir}/{pattern}")
+            raise runs.RunError(f"no runs with checkpoints matching {args.save_dir}/{pattern}")
         run_dir = max(newest, key=lambda path: runs.read_run_info(path).get("started", 0))
         return run_dir, runs.best_checkpoint(run_dir)
     path = Path(args.run)

@@ -180,13 +180,20 @@ def runs_of(series_dir: Path) -> list[Path]:
     return [run_dir for _, _, run_dir in sorted(found)]
 
 
+def newest_run(series_dir: Path) -> Path | None:
+    """The newest run of a series that has a last checkpoint: one that crashed before its first
+    checkpoint has nothing to resume or predict from."""
+    with_checkpoints = [run for run in runs_of(series_dir) if (run / CHECKPOINTS / LAST_CHECKPOINT).is_file()]
+    return with_checkpoints[-1] if with_checkpoints else None
+
+
 def find_run(spec: str, series_dir: Path) -> Path:
     """``spec`` is a run directory, or "last" for the newest run of ``series_dir``."""
     if spec == "last":
-        runs = runs_of(series_dir)
-        if not runs:
-            raise RunError(f"no runs in {series_dir}; train one first or pass a run directory")
-        return runs[-1]
+        newest = newest_run(series_dir)
+        if newest is None:
+            raise RunError(f"no run with checkpoints in {series_dir}; train one first or pass a run directory")
+        return newest
     run_dir = Path(spec)
     if run_dir.is_file() and run_dir.suffix == ".ckpt":
         run_dir = run_dir.parent.parent  # <run>/checkpoints/<file>.ckpt

@@ -155,10 +155,23 @@ def test_settings_the_trainer_rejects_are_one_line_errors(tmp_path: Path, capsys
 def test_resume_of_nothing_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         train(tmp_path, "--resume", "last")
-    assert "no runs in" in capsys.readouterr().err
+    assert "no run with checkpoints in" in capsys.readouterr().err
 
 
 # ---- resume -------------------------------------------------------------------------------------------
+
+
+def test_resume_last_skips_a_run_that_crashed_before_its_first_checkpoint(tmp_path: Path) -> None:
+    series = tmp_path / "mlp-data"
+    for version, started, has_checkpoint in (("older", 1.0, True), ("crashed", 2.0, False)):
+        (series / version / runs.CHECKPOINTS).mkdir(parents=True)
+        runs.write_run_info(series / version, {"started": started})
+        if has_checkpoint:
+            (series / version / runs.CHECKPOINTS / runs.LAST_CHECKPOINT).write_bytes(b"")
+    assert runs.find_run("last", series) == series / "older"
+    (series / "older" / runs.CHECKPOINTS / runs.LAST_CHECKPOINT).unlink()
+    with pytest.raises(runs.RunError, match="no run with checkpoints"):
+        runs.find_run("last", series)
 
 
 def test_resume_continues_in_the_same_folder_at_the_right_step(tmp_path: Path) -> None:
