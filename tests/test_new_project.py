@@ -134,6 +134,14 @@ def test_without_git_it_says_so_and_writes_nothing(tmp_path: Path) -> None:
     assert tree_digest(work) == before
 
 
+def test_force_never_scaffolds_over_an_existing_project(tmp_path: Path) -> None:
+    run_cli("new-project", "proj", "--defaults", cwd=tmp_path, check=True)
+    before = tree_digest(tmp_path)
+    proc = run_cli("new-project", "proj", "--defaults", "--force", cwd=tmp_path)
+    assert "already a litscaffold project" in assert_one_line_error(proc, 1)
+    assert tree_digest(tmp_path) == before
+
+
 def test_destination_that_is_a_file(tmp_path: Path) -> None:
     (tmp_path / "proj").write_text("x")
     before = tree_digest(tmp_path)

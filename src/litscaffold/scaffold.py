@@ -97,6 +97,10 @@ def new_project(
 def _check_destination(dest: Path, force: bool) -> None:
     if dest.exists() and not dest.is_dir():
         raise DestinationError(f"{dest} is a file; choose another --dest")
+    if (dest / PROJECT_ANSWERS).is_file():
+        raise DestinationError(
+            f"{dest} is already a litscaffold project; use `litscaffold update` there, or choose another --dest"
+        )
     if dest.is_dir() and any(dest.iterdir()) and not force:
         raise DestinationError(
             f"{dest} is not empty; choose another --dest, or pass --force to add the project "
