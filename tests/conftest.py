@@ -90,49 +90,10 @@ OLD_AUTHOR_DEFAULT = "Old Template Author"
 # A template file that only the old version has (the new version deletes it).
 DROPPED_FILE = "docs/old-guide.md"
 # A file only the new version has (removed from the old one), and one both versions have that a user
-# may delete; stand-ins are added when the template under development does not have them yet.
+# may delete.
 ADDED_FILE = "scripts/torchrun.sh"
 KEPT_FILE = "scripts/slurm.sbatch"
 OLD_COMPONENT_HEADER = "# rendered by litscaffold template 0.0.9; the next version drops this line"
-
-# Minimal stand-ins used ONLY when template/ does not have the file yet (the template is written in
-# parallel with the update machinery): keys are paths under template/, checked with and without .jinja.
-_STAND_INS = {
-    "project/trainer.py": (
-        '"""Train a model on a dataset (stand-in wiring until template/project/trainer.py exists)."""\n'
-        "# How flags become a Trainer lives in one place: here.\n"
-        "import argparse\n\n\n"
-        "def main(argv: list[str] | None = None) -> argparse.Namespace:\n"
-        "    parser = argparse.ArgumentParser()\n"
-        '    parser.add_argument("--max_epochs", type=int, default=3)\n'
-        "    return parser.parse_args(argv)\n\n\n"
-        'if __name__ == "__main__":\n'
-        "    main()\n"
-    ),
-    "project/README.md": "# {{ project_name }}\n\n{{ description }}\n\nTrain: `python trainer.py`\n",
-    "project/pyproject.toml": (
-        '[project]\nname = "{{ project_slug }}"\nversion = "0.1.0"\n'
-        'dependencies = [\n    "lightning>=2.2",\n    "torch>=2.1",\n]\n'
-    ),
-    "project/scripts/torchrun.sh": "#!/usr/bin/env bash\ntorchrun --nproc_per_node=2 trainer.py \"$@\"\n",
-    "project/scripts/slurm.sbatch": "#!/usr/bin/env bash\n#SBATCH --nodes=1\nsrun python trainer.py \"$@\"\n",
-    "blueprints/models/mlp.py": (
-        '"""{{ class_name }}: a small MLP (stand-in blueprint)."""\n'
-        "import torch\n\n\n"
-        "class {{ class_name }}(torch.nn.Module):\n"
-        "    def __init__(self, in_features: int = 4, hidden_dim: int = 64, depth: int = 2) -> None:\n"
-        "        super().__init__()\n"
-        "        self.net = torch.nn.Linear(in_features, hidden_dim)\n\n"
-        "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
-        "        return self.net(x)\n"
-    ),
-    "blueprints/datasets/synthetic-regression.py": (
-        '"""{{ class_name }}: synthetic regression data (stand-in blueprint)."""\n\n\n'
-        "def load(n_samples: int = 256) -> list[float]:\n"
-        "    return [float(i) for i in range(n_samples)]\n"
-    ),
-}
-
 
 @dataclass(frozen=True)
 class TemplateHistory:
@@ -173,11 +134,6 @@ def build_template_history(where: Path) -> TemplateHistory:
         shutil.copytree(REPO / "template", tree / "template",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"))
         shutil.copy2(REPO / "copier.yml", tree / "copier.yml")
-        for relative, text in _STAND_INS.items():
-            if _template_file(tree, relative) is None:
-                target = tree / "template" / f"{relative}.jinja"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text)
     # Which wiring file carries the changed line: trainer.py when it has a plain comment line.
     wiring_source = _template_file(old, "project/trainer.py")
     assert wiring_source is not None

@@ -52,16 +52,12 @@ def is_repo(path: Path) -> bool:
     return proc.returncode == 0 and Path(proc.stdout.strip()).resolve() == path.resolve()
 
 
-
-
 def is_clean_repo(path: Path) -> bool:
     """True when `path` is in a git work tree with nothing to commit (one git call: it runs per add)."""
     if shutil.which("git") is None:
         return False
     proc = subprocess.run(["git", "status", "--porcelain"], cwd=path, capture_output=True, text=True)
     return proc.returncode == 0 and not proc.stdout.strip()
-
-
 
 
 def commit(path: Path, message: str, *args: str) -> None:
@@ -73,8 +69,6 @@ def commit(path: Path, message: str, *args: str) -> None:
         if not any(hint in error.message for hint in ("ident", "who you are", "auto-detect")):
             raise
         git(*command, cwd=path, env=_FALLBACK_IDENTITY)
-
-
 
 
 def commit_paths(path: Path, paths: list[str], message: str) -> None:
