@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import assert_one_line_error, run_cli, tree_digest
 
+from litscaffold import __version__
+
 MODEL_BLUEPRINTS = ["mlp", "deep-normal", "convnet", "autoencoder", "blank"]
 DATASET_BLUEPRINTS = ["synthetic-regression", "synthetic-images", "mnist", "csv"]
 
@@ -41,11 +43,11 @@ def git_clean(project: Path) -> bool:
 
 def test_list_shows_the_built_in_components(project: Path) -> None:
     proc = run_cli("list", cwd=project, check=True)
-    assert "template 0.1.0" in proc.stdout
+    assert f"template {__version__}" in proc.stdout
     components = listed(project)
     assert components[("model", "deep_normal")]["blueprint"] == "deep-normal"
     assert components[("model", "mlp")]["owner"] == "project"
-    assert components[("dataset", "synthetic_regression")]["template_version"] == "0.1.0"
+    assert components[("dataset", "synthetic_regression")]["template_version"] == __version__
 
 
 def test_add_creates_only_new_files_commits_and_is_listed(project: Path) -> None:
@@ -59,7 +61,7 @@ def test_add_creates_only_new_files_commits_and_is_listed(project: Path) -> None
     assert "class Digits" in (project / "model" / "digits.py").read_text()
     assert git_clean(project)
     entry = listed(project)[("model", "digits")]
-    assert (entry["blueprint"], entry["owner"], entry["template_version"]) == ("convnet", "component", "0.1.0")
+    assert (entry["blueprint"], entry["owner"], entry["template_version"]) == ("convnet", "component", __version__)
 
 
 def test_add_then_remove_leaves_the_tree_as_it_was(project: Path) -> None:

@@ -14,6 +14,8 @@ import pytest
 import yaml
 from conftest import assert_one_line_error, run_cli, tree_digest
 
+from litscaffold import __version__
+
 
 def git_log(root: Path) -> list[str]:
     return subprocess.run(["git", "log", "--format=%s"], cwd=root, capture_output=True, text=True,
@@ -27,14 +29,14 @@ def test_defaults_render_a_committed_project(tmp_path: Path) -> None:
     assert answers["project_name"] == "Weather Model"
     assert answers["project_slug"] == "weather_model"
     assert answers["component"] == "project"
-    assert answers["_commit"] == "v0.1.0"
+    assert answers["_commit"] == f"v{__version__}"
     # the cache lies under HOME (conftest): recorded in its ~ form, portable across machines
     assert answers["_src_path"].startswith("~/"), answers["_src_path"]
     for expected in ["trainer.py", "data/__init__.py", "model/__init__.py", "model/deep_normal.py",
                      "model/mlp.py", "data/synthetic_regression.py", "notebooks/experiment.ipynb",
                      "tests", "pyproject.toml", "README.md", ".gitignore"]:
         assert (root / expected).exists(), expected
-    assert git_log(root) == ["Scaffold Weather Model with litscaffold template 0.1.0"]
+    assert git_log(root) == [f"Scaffold Weather Model with litscaffold template {__version__}"]
     status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True)
     assert status.stdout == ""
     assert "cd weather_model" in proc.stdout and "python trainer.py" in proc.stdout

@@ -24,6 +24,8 @@ from conftest import (
     tree_digest,
 )
 
+from litscaffold import __version__
+
 ANSWERS = (".copier-answers.yml", ".copier-answers.model-my_net.yml", ".copier-answers.dataset-sales.yml")
 MARKERS = ("<<<<<<< before updating", "=======", ">>>>>>> after updating")
 
@@ -257,7 +259,7 @@ def test_absolute_form_of_our_cache_is_trusted(old_project: Path) -> None:
     _set_answer(old_project, "_src_path", str(TemplateSource().repo))
     proc = run_cli("update", "--only", "project", cwd=old_project)
     assert proc.returncode == 0, proc.stderr
-    assert versions(old_project)[".copier-answers.yml"] == "v0.1.0"
+    assert versions(old_project)[".copier-answers.yml"] == f"v{__version__}"
 
 
 def test_dry_run_shows_the_diff_and_changes_nothing(old_project: Path, template_history: TemplateHistory) -> None:
@@ -298,7 +300,8 @@ def test_check_reports_each_part_and_exits_1_when_behind(old_project: Path, temp
     only = run_cli("update", "--only", "model:my_net", cwd=old_project)
     assert only.returncode == 0, only.stderr
     lines = run_cli("check", cwd=old_project).stdout
-    assert re.search(r"model my_net\s+0\.1\.0\s+current", lines) and re.search(r"project\s+0\.0\.9\s+behind", lines)
+    new, old = re.escape(template_history.new), re.escape(template_history.old)
+    assert re.search(rf"model my_net\s+{new}\s+current", lines) and re.search(rf"project\s+{old}\s+behind", lines)
     assert run_cli("update", cwd=old_project).returncode == 0
     after = run_cli("check", "--json", cwd=old_project)
     assert after.returncode == 0 and json.loads(after.stdout)["behind"] is False

@@ -22,6 +22,10 @@ MONITOR = "loss/val"  # what the plateau scheduler watches (the trainer's checkp
 Batch = tuple[Tensor, Tensor]
 
 
+class ConfigurationError(ValueError):
+    """A setting the user can fix, found only once training starts; the trainer reports it in one line."""
+
+
 class BaseModel(pl.LightningModule):
     """Subclasses: `def __init__(self, input_shape, num_outputs, task, <own hparams with defaults>, **kwargs)`.
 
@@ -162,7 +166,7 @@ class BaseModel(pl.LightningModule):
             # Per step over the whole run, so it also fits runs bounded by --max_steps.
             total_steps = self.trainer.estimated_stepping_batches
             if not math.isfinite(total_steps):
-                raise ValueError("scheduler=cosine needs a bounded run: set --max_epochs or --max_steps")
+                raise ConfigurationError("--scheduler cosine needs a bounded run: set --max_epochs or --max_steps")
             cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, int(total_steps)))
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
         if hp.scheduler == "plateau":

@@ -103,6 +103,23 @@ def test_an_explicit_version_names_the_folder(tmp_path: Path) -> None:
     assert train(tmp_path, *TINY, "--version", "baseline") == tmp_path / trainer.parse_args([]).args.name / "baseline"
 
 
+def test_an_explicit_version_that_holds_a_run_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = train(tmp_path, *TINY, "--version", "baseline")
+    before = sorted(p.name for p in run_dir.rglob("*"))
+    with pytest.raises(SystemExit):
+        train(tmp_path, *TINY, "--version", "baseline")
+    assert "already holds a run" in capsys.readouterr().err
+    assert sorted(p.name for p in run_dir.rglob("*")) == before
+
+
+def test_a_setting_found_wrong_at_fit_start_is_a_one_line_error(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        train(tmp_path, "--scheduler", "cosine", "--max_epochs", "-1", "--limit_train_batches", "1")
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("needs a bounded run: set --max_epochs or --max_steps")
+
+
 def test_ranks_of_one_launch_share_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # what a re-executed DDP rank, torchrun or SLURM task sees: the run id chosen once, in the environment
     monkeypatch.setenv(runs.RUN_ID_ENV, "20261124-101502")
