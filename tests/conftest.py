@@ -68,6 +68,15 @@ def tree_digest(root: Path) -> dict[str, str]:
     return digest
 
 
+def assert_refused(*args: str, cwd: Path, code: int, env: dict[str, str] | None = None) -> str:
+    """Run litscaffold expecting a one-line refusal with `code` and `cwd` byte-identical afterwards;
+    returns the error line."""
+    before = tree_digest(cwd)
+    line = assert_one_line_error(run_cli(*args, cwd=cwd, env=env), code)
+    assert tree_digest(cwd) == before
+    return line
+
+
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
     assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
     lines = proc.stderr.strip().splitlines()

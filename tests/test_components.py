@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error, run_cli, tree_digest
+from conftest import assert_refused, run_cli, tree_digest
 
 from litscaffold import __version__
 
@@ -77,10 +77,7 @@ def test_remove_refuses_edited_components_unless_forced(project: Path) -> None:
     run_cli("add", "model", "net", cwd=project, check=True)
     module = project / "model" / "net.py"
     module.write_text(module.read_text() + "\n# my change\n")
-    before = tree_digest(project)
-    proc = run_cli("remove", "model", "net", cwd=project)
-    assert "model/net.py" in assert_one_line_error(proc, 2)
-    assert tree_digest(project) == before
+    assert "model/net.py" in assert_refused("remove", "model", "net", cwd=project, code=2)
     run_cli("remove", "model", "net", "--force", cwd=project, check=True)
     assert not module.exists() and not (project / ".copier-answers.model-net.yml").exists()
 
@@ -102,19 +99,12 @@ def test_remove_refuses_edited_components_unless_forced(project: Path) -> None:
     ],
 )
 def test_refusals_leave_the_project_byte_identical(project: Path, args: list[str], fragment: str) -> None:
-    before = tree_digest(project)
-    proc = run_cli(*args, cwd=project)
-    assert fragment in assert_one_line_error(proc, 2)
-    assert tree_digest(project) == before
+    assert fragment in assert_refused(*args, cwd=project, code=2)
 
 
 def test_outside_a_project(tmp_path: Path) -> None:
-    before = tree_digest(tmp_path)
-    proc = run_cli("add", "model", "net", cwd=tmp_path)
-    assert "not inside a litscaffold project" in assert_one_line_error(proc, 2)
-    proc = run_cli("list", "--project", str(tmp_path))
-    assert "--project DIR" in assert_one_line_error(proc, 2)
-    assert tree_digest(tmp_path) == before
+    assert "not inside a litscaffold project" in assert_refused("add", "model", "net", cwd=tmp_path, code=2)
+    assert "--project DIR" in assert_refused("list", "--project", str(tmp_path), cwd=tmp_path, code=2)
 
 
 @pytest.mark.slow

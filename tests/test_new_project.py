@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import assert_one_line_error, run_cli, tree_digest
+from conftest import assert_refused, run_cli
 
 from litscaffold import __version__
 
@@ -75,20 +75,14 @@ def test_answers_shape_the_project(tmp_path: Path) -> None:
     ],
 )
 def test_bad_names_are_refused_without_touching_disk(tmp_path: Path, name: str, fragment: str) -> None:
-    before = tree_digest(tmp_path)
-    proc = run_cli("new-project", name, "--defaults", cwd=tmp_path)
-    assert fragment in assert_one_line_error(proc, 2)
-    assert tree_digest(tmp_path) == before
+    assert fragment in assert_refused("new-project", name, "--defaults", cwd=tmp_path, code=2)
 
 
 def test_non_empty_destination_is_refused_and_untouched(tmp_path: Path) -> None:
     dest = tmp_path / "proj"
     dest.mkdir()
     (dest / "notes.txt").write_text("mine")
-    before = tree_digest(tmp_path)
-    proc = run_cli("new-project", "proj", "--defaults", cwd=tmp_path)
-    assert "--force" in assert_one_line_error(proc, 1)
-    assert tree_digest(tmp_path) == before
+    assert "--force" in assert_refused("new-project", "proj", "--defaults", cwd=tmp_path, code=1)
 
 
 def test_force_adds_beside_user_files_and_overwrites_none(tmp_path: Path) -> None:
@@ -118,10 +112,7 @@ def test_force_adds_beside_user_files_and_overwrites_none(tmp_path: Path) -> Non
 )
 def test_bad_options_are_refused_without_touching_disk(tmp_path: Path, args: list[str], fragment: str,
                                                        code: int) -> None:
-    before = tree_digest(tmp_path)
-    proc = run_cli("new-project", "proj", "--defaults", *args, cwd=tmp_path)
-    assert fragment in assert_one_line_error(proc, code)
-    assert tree_digest(tmp_path) == before
+    assert fragment in assert_refused("new-project", "proj", "--defaults", *args, cwd=tmp_path, code=code)
 
 
 def test_without_git_it_says_so_and_writes_nothing(tmp_path: Path) -> None:
@@ -130,26 +121,20 @@ def test_without_git_it_says_so_and_writes_nothing(tmp_path: Path) -> None:
     work.mkdir()
     empty_path.mkdir()
     run_cli("new-project", "warm", "--defaults", "--no-git", cwd=tmp_path, check=True)  # the cache is filled
-    before = tree_digest(work)
-    proc = run_cli("new-project", "proj", "--defaults", "--no-git", cwd=work, env={"PATH": str(empty_path)})
-    assert "git is not installed" in assert_one_line_error(proc, 1)
-    assert tree_digest(work) == before
+    line = assert_refused("new-project", "proj", "--defaults", "--no-git", cwd=work, code=1,
+                          env={"PATH": str(empty_path)})
+    assert "git is not installed" in line
 
 
 def test_force_never_scaffolds_over_an_existing_project(tmp_path: Path) -> None:
     run_cli("new-project", "proj", "--defaults", cwd=tmp_path, check=True)
-    before = tree_digest(tmp_path)
-    proc = run_cli("new-project", "proj", "--defaults", "--force", cwd=tmp_path)
-    assert "already a litscaffold project" in assert_one_line_error(proc, 1)
-    assert tree_digest(tmp_path) == before
+    line = assert_refused("new-project", "proj", "--defaults", "--force", cwd=tmp_path, code=1)
+    assert "already a litscaffold project" in line
 
 
 def test_destination_that_is_a_file(tmp_path: Path) -> None:
     (tmp_path / "proj").write_text("x")
-    before = tree_digest(tmp_path)
-    proc = run_cli("new-project", "proj", "--defaults", cwd=tmp_path)
-    assert "is a file" in assert_one_line_error(proc, 1)
-    assert tree_digest(tmp_path) == before
+    assert "is a file" in assert_refused("new-project", "proj", "--defaults", cwd=tmp_path, code=1)
 
 
 def test_ctrl_c_during_rendering_leaves_nothing(tmp_path: Path) -> None:

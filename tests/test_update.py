@@ -39,6 +39,14 @@ def commit_all(root: Path, message: str) -> None:
     git(root, "commit", "-q", "-m", message)
 
 
+def copier_update_by_hand(root: Path, tag: str, answers: str) -> None:
+    """What a user types without litscaffold: `copier update` of one answers file, then a commit."""
+    proc = subprocess.run([sys.executable, "-m", "copier", "update", "--defaults", "--vcs-ref", tag, "-a", answers],
+                          cwd=root, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    commit_all(root, f"copier update {answers}")
+
+
 def versions(root: Path) -> dict[str, str]:
     return {name: yaml.safe_load((root / name).read_text())["_commit"] for name in ANSWERS}
 
@@ -321,11 +329,7 @@ def test_plain_copier_update_works_by_hand(old_project: Path, template_history: 
     TemplateSource().ensure()  # any earlier litscaffold command has filled the cache
     tag = f"v{template_history.new}"
     for answers in (".copier-answers.yml", ".copier-answers.model-my_net.yml"):
-        proc = subprocess.run([sys.executable, "-m", "copier", "update", "--defaults", "--vcs-ref", tag,
-                               "-a", answers], cwd=old_project, capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, timeout=300)
-        assert proc.returncode == 0, proc.stderr
-        commit_all(old_project, f"copier update {answers}")
+        copier_update_by_hand(old_project, tag, answers)
     assert history_line_arrived(old_project, template_history)
     assert OLD_COMPONENT_HEADER not in (old_project / "model" / "my_net.py").read_text()
     assert versions(old_project) == {".copier-answers.yml": tag, ".copier-answers.model-my_net.yml": tag,
@@ -375,11 +379,7 @@ def test_a_part_whose_template_did_not_change_ends_as_copier_would_leave_it(
     assert proc.stdout.count("only the recorded version moves") == 1  # the dataset, not the project
     tag = f"v{current_version()}"
     for answers in (".copier-answers.yml", ".copier-answers.dataset-sales.yml"):
-        by_hand = subprocess.run([sys.executable, "-m", "copier", "update", "--defaults", "--vcs-ref", tag,
-                                  "-a", answers], cwd=theirs, capture_output=True, text=True,
-                                 stdin=subprocess.DEVNULL, timeout=300)
-        assert by_hand.returncode == 0, by_hand.stderr
-        commit_all(theirs, answers)
+        copier_update_by_hand(theirs, tag, answers)
     files = {k: v for k, v in tree_digest(ours).items() if not k.startswith(".git/")}
     assert files == {k: v for k, v in tree_digest(theirs).items() if not k.startswith(".git/")}
     assert "# user: my data loading note" in (ours / "data" / "sales.py").read_text()
