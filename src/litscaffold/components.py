@@ -11,7 +11,7 @@ from . import git
 from .errors import ComponentError, UpdateError
 from .names import check_component_name
 from .project import KINDS, PACKAGE_OF, Component, Project, component_answers_file, read_answers
-from .render import ctrl_c_deferred, render, scratch_dir
+from .render import ctrl_c_deferred, pristine, render, scratch_dir
 from .template import TemplateSource, current_version, parse_version
 
 BLUEPRINTS = {
@@ -92,12 +92,9 @@ def add_component(project: Project, kind: str, name: str, blueprint: str | None 
 def changed_files(project: Project, component: Component, source: TemplateSource | None = None) -> list[str]:
     """The component's files that differ from what its template version rendered (or are gone)."""
     answers = read_answers(project.root / component.answers_file)
-    data = {k: v for k, v in answers.items() if not k.startswith("_")}
-    version = component.version or current_version()
     source = (source or TemplateSource()).ensure()
-    with scratch_dir(project.root, f"litscaffold-{component.name}") as scratch:
-        rendered = scratch / "pristine"
-        render(source, rendered, data, version=version, answers_file=component.answers_file)
+    with pristine(source, answers, version=component.version or current_version(),
+                  answers_file=component.answers_file) as rendered:
         owned = [p.relative_to(rendered).as_posix() for p in rendered.rglob("*")
                  if p.is_file() and p.name != component.answers_file]
         return sorted(f for f in owned if not (project.root / f).is_file()

@@ -96,3 +96,14 @@ def render(
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+@contextlib.contextmanager
+def pristine(source: TemplateSource, answers: dict[str, Any], *, version: str,
+             answers_file: str) -> Iterator[Path]:
+    """What the template at `version` renders from a part's recorded answers, in a scratch folder:
+    the reference for "did the user change this file?"."""
+    data = {key: value for key, value in answers.items() if not key.startswith("_")}
+    with scratch_dir(Path(tempfile.gettempdir()), "litscaffold-pristine") as scratch:
+        render(source, scratch / "pristine", data, version=version, answers_file=answers_file)
+        yield scratch / "pristine"

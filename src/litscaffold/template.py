@@ -111,9 +111,6 @@ class TemplateSource:
         tags = git("tag", "--list", "v*", cwd=self.repo).split()
         return sorted((t[1:] for t in tags), key=parse_version)
 
-    def has_version(self, version: str) -> bool:
-        return version in self.versions()
-
 
 def current_version() -> str:
     return __version__

@@ -343,13 +343,10 @@ def _edited_since_render(root: Path, part: Part, source: TemplateSource, relativ
                            cwd=source.repo, capture_output=True, text=True)
     if plain.returncode == 0:
         return plain.stdout.strip() != committed
-    from .render import render
+    from .render import pristine
 
-    data = {k: v for k, v in part.answers.items() if not k.startswith("_")}
-    with tempfile.TemporaryDirectory(prefix="litscaffold-old-") as scratch:
-        pristine = Path(scratch) / "old"
-        render(source, pristine, data, version=part.version or "", answers_file=part.answers_file)
-        rendered = pristine / relative
+    with pristine(source, part.answers, version=part.version or "", answers_file=part.answers_file) as old:
+        rendered = old / relative
         return not rendered.is_file() or rendered.read_bytes() != _committed_bytes(root, relative)
 
 
