@@ -65,6 +65,25 @@ def test_projects_own_test_suite_passes(project: Path, tmp_path: Path) -> None:
     assert re.search(r"\d+ passed", proc.stdout)
 
 
+def test_a_deprecated_api_in_project_code_fails_the_projects_tests(project: Path, tmp_path: Path) -> None:
+    """The project's pytest settings turn deprecations raised on behalf of its own code into failures (the next
+    release of pytest, Lightning or TensorBoard would otherwise break a new machine first), while deprecations
+    inside libraries, which the project cannot fix, pass."""
+    copy = tmp_path / "demo"
+    shutil.copytree(project, copy)
+    (copy / "vendor_probe.py").write_text(
+        "import warnings\n\n\ndef old_api():\n    warnings.warn('internal', DeprecationWarning, stacklevel=1)\n")
+    (copy / "tests" / "test_probe.py").write_text(
+        "import warnings\n\nimport vendor_probe\n\n\n"
+        "def test_our_code_calls_a_deprecated_api():\n"
+        "    warnings.warn('use the new API', DeprecationWarning, stacklevel=1)\n\n\n"
+        "def test_a_library_deprecates_something_inside_itself():\n    vendor_probe.old_api()\n")
+    proc = run_in(copy, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_probe.py", timeout=300)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert "1 failed, 1 passed" in proc.stdout
+    assert "DeprecationWarning: use the new API" in proc.stdout
+
+
 @pytest.mark.slow
 def test_two_epochs_fill_the_hparams_tab_with_real_values(project: Path, tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
