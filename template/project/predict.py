@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, help="CSV to write (default: <run>/predictions-<split|inputs>.csv).")
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda:0.")
-    parser.add_argument("--save_dir", default="logs", help="With 'last': root of the runs.")
+    parser.add_argument("--save_dir", type=Path, default=runs.DEFAULT_SAVE_DIR,
+                        help="With 'last': root of the runs (default: the project's logs/).")
     parser.add_argument("--model", help="With 'last': the series' model (default: any, newest run wins).")
     parser.add_argument("--dataset", help="With 'last': the series' dataset.")
     return parser
@@ -56,12 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def find_checkpoint(args: argparse.Namespace) -> tuple[Path, Path]:
     """(run directory, checkpoint) named by the command line."""
-    if args.run == "last":
-        pattern = f"{args.model or '*'}-{args.dataset or '*'}"
-        newest = [run for series in Path(args.save_dir).glob(pattern) if (run := runs.newest_run(series))]
-        if not newest:
-            raise runs.RunError(f"no runs with checkpoints matching {args.save_dir}/{pattern}")
-        run_dir = max(newest, key=lambda path: runs.read_run_info(path).get("started", 0))
+    if args.run == "last":  # runs without a checkpoint (killed before their first) are skipped
+        run_dir = runs.newest_run_anywhere(args.save_dir, args.model, args.dataset)
+        if run_dir is None:
+            raise runs.RunError(f"no runs with checkpoints matching {args.save_dir}/{args.model or '*'}-"
+                                f"{args.dataset or '*'}; train one with python trainer.py")
         return run_dir, runs.best_checkpoint(run_dir)
     path = Path(args.run)
     if path.suffix == ".ckpt":
@@ -151,8 +151,10 @@ def main(argv: list[str] | None = None) -> Path:
         run_dir, checkpoint = find_checkpoint(args)
         info = runs.read_run_info(run_dir)
         if info["model"] not in MODELS or info["dataset"] not in DATASETS:
-            raise runs.RunError(f"{run_dir} used model {info['model']!r} and dataset {info['dataset']!r}; "
-                                "one of them is no longer in model/ or data/")
+            missing = [f"{kind} {info[kind]!r}" for kind, found in (("model", MODELS), ("dataset", DATASETS))
+                       if info[kind] not in found]
+            raise runs.RunError(f"{run_dir} was trained with {' and '.join(missing)}, which is no longer in model/ "
+                                "or data/; restore it (git) or predict with another run")
         device = torch.device(args.device)
         model = MODELS[info["model"]].load_from_checkpoint(checkpoint, map_location=device)
         model.eval()

@@ -10,20 +10,28 @@ A run is the directory ``<save_dir>/<name>/<version>``: TensorBoard's event file
   get distinct directories (``20261124-101502-2_...``).
 - multi-process runs: every rank must write to the SAME version. The process that decides (the one the
   user started) exports the version's first part as ``TRAINER_RUN_ID``; processes re-executed by Lightning's
-  DDP launcher inherit it. Under torchrun or SLURM, the launch scripts export it, or it is derived from
-  ``TORCHELASTIC_RUN_ID`` / ``SLURM_JOB_ID``. Only global rank 0 creates directories and files.
+  DDP launcher inherit it. Under torchrun the launch script exports it, or it is derived from
+  ``TORCHELASTIC_RUN_ID``. Only global rank 0 creates directories and files.
+- SLURM jobs: the version starts with ``slurm-<job id>`` (``slurm-<array job id>_<task id>`` in an array), which
+  a requeued job keeps: started again with the same command, it finds its folder and continues from there.
+
+Runs live in the project's own ``logs/`` folder, wherever trainer.py is started from.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+PROJECT_ROOT = Path(__file__).resolve().parent
+DEFAULT_SAVE_DIR = PROJECT_ROOT / "logs"  # trainer.py, predict.py and the notebook all look here
 RUN_ID_ENV = "TRAINER_RUN_ID"
 RUN_FILE = "run.json"
 CHECKPOINTS = "checkpoints"
@@ -83,28 +91,43 @@ def launched_rank_is_zero() -> bool:
     return all(int(os.environ.get(var, "0") or 0) == 0 for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK"))
 
 
+def slurm_run_id() -> str | None:
+    """``slurm-<job id>`` (``slurm-<array job id>_<task id>`` in a job array) inside a SLURM job, else None.
+    A requeued job keeps its id, so a requeued run keeps its folder."""
+    array_job, array_task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array_job and array_task:
+        return f"slurm-{array_job}_{array_task}"
+    job = os.environ.get("SLURM_JOB_ID")
+    return f"slurm-{job}" if job else None
+
+
 def shared_run_id() -> str | None:
     """The run id every rank of a multi-process launch agrees on, or None when this process decides."""
     if os.environ.get(RUN_ID_ENV):
         return os.environ[RUN_ID_ENV]
-    if int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1 and os.environ.get("SLURM_JOB_ID"):
-        array_task = os.environ.get("SLURM_ARRAY_TASK_ID")
-        return f"slurm-{os.environ['SLURM_JOB_ID']}" + (f"-{array_task}" if array_task else "")
+    if slurm := slurm_run_id():
+        return slurm
     torchrun_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")
     if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and torchrun_id not in ("", "none"):
         return f"torchrun-{torchrun_id}"
     return None
 
 
-def create_run_dir(series_dir: Path, suffix: str, now: float | None = None) -> tuple[Path, str]:
+def create_run_dir(series_dir: Path, suffix: str, now: float | None = None,
+                   argv: list[str] | None = None) -> tuple[Path, str]:
     """Create this run's version directory; return it and the run id to hand to other ranks.
 
     With a shared run id (another rank or the launcher decided), the directory is shared: only rank 0
-    creates it. Otherwise the timestamp decides and ``mkdir`` without ``exist_ok`` makes the choice
-    atomic: when two runs pick the same name in the same second, the loser takes the next counter.
+    creates it. In a SLURM job whose id already names a run of another command (several runs in one job),
+    the next counter is taken (``slurm-42-2``); every rank comes to the same choice. Otherwise the timestamp
+    decides and ``mkdir`` without ``exist_ok`` makes the choice atomic: when two runs pick the same name in
+    the same second, the loser takes the next counter.
     """
     run_id = shared_run_id()
     if run_id is not None:
+        if run_id == slurm_run_id() and argv is not None:
+            run_id = next(candidate for candidate in _numbered(run_id)
+                          if _free_for(series_dir / version_name(candidate, suffix), argv))
         run_dir = series_dir / version_name(run_id, suffix)
         if launched_rank_is_zero():
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -120,6 +143,19 @@ def create_run_dir(series_dir: Path, suffix: str, now: float | None = None) -> t
             continue
         return run_dir, run_id
     raise RunError(f"no free run directory in {series_dir} for {stamp}")
+
+
+def _numbered(run_id: str) -> Iterator[str]:
+    yield run_id
+    yield from (f"{run_id}-{number}" for number in itertools.count(2))
+
+
+def _free_for(run_dir: Path, argv: list[str]) -> bool:
+    """Whether a run of this command line may use run_dir: nothing there yet, or a run of the same command."""
+    try:
+        return read_run_info(run_dir).get("argv") == list(argv)
+    except (RunError, ValueError):
+        return True
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -183,8 +219,34 @@ def runs_of(series_dir: Path) -> list[Path]:
 def newest_run(series_dir: Path) -> Path | None:
     """The newest run of a series that has a last checkpoint: one that crashed before its first
     checkpoint has nothing to resume or predict from."""
-    with_checkpoints = [run for run in runs_of(series_dir) if (run / CHECKPOINTS / LAST_CHECKPOINT).is_file()]
+    with_checkpoints = [run for run in runs_of(series_dir) if newest_checkpoint(run) is not None]
     return with_checkpoints[-1] if with_checkpoints else None
+
+
+def newest_run_anywhere(save_dir: Path, model: str | None = None, dataset: str | None = None) -> Path | None:
+    """The newest run with a checkpoint over every series of save_dir (optionally of one model and/or dataset)."""
+    pattern = f"{model or '*'}-{dataset or '*'}"
+    newest = [run for series in Path(save_dir).glob(pattern) if (run := newest_run(series)) is not None]
+    return max(newest, key=lambda path: float(read_run_info(path).get("started", 0) or 0), default=None)
+
+
+def requeued_run(series_dir: Path, argv: list[str]) -> Path | None:
+    """Inside a SLURM job: the run this job started before it was requeued (same job id, same command line,
+    a checkpoint to continue from), else None."""
+    run_id = slurm_run_id()
+    if run_id is None or not series_dir.is_dir():
+        return None
+    own_name = re.compile(rf"{re.escape(run_id)}(-\d+)?(_.*)?")  # slurm-12 must not match slurm-123
+    for run_dir in sorted(series_dir.glob(f"{run_id}*")):
+        if not own_name.fullmatch(run_dir.name):
+            continue
+        try:
+            same_command = read_run_info(run_dir).get("argv") == list(argv)
+        except (RunError, ValueError):
+            continue
+        if same_command and newest_checkpoint(run_dir) is not None:
+            return run_dir
+    return None
 
 
 def find_run(spec: str, series_dir: Path) -> Path:
@@ -194,16 +256,26 @@ def find_run(spec: str, series_dir: Path) -> Path:
         if newest is None:
             raise RunError(f"no run with checkpoints in {series_dir}; train one first or pass a run directory")
         return newest
-    run_dir = Path(spec)
+    run_dir = Path(spec).resolve()  # printed in commands to copy: valid from any folder
     if run_dir.is_file() and run_dir.suffix == ".ckpt":
         run_dir = run_dir.parent.parent  # <run>/checkpoints/<file>.ckpt
     read_run_info(run_dir)  # raises when it is not a run
     return run_dir
 
 
+def newest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest state of a run: checkpoints/last.ckpt, or the hpc_ckpt_N.ckpt that Lightning's SLURM requeue
+    (SIGUSR1) saved when that one is newer; None before the first checkpoint."""
+    candidates = [run_dir / CHECKPOINTS / LAST_CHECKPOINT,
+                  *(path for path in run_dir.glob("hpc_ckpt_*.ckpt") if re.fullmatch(r"hpc_ckpt_\d+\.ckpt", path.name))]
+    existing = [path for path in candidates if path.is_file()]
+    return max(existing, key=lambda path: path.stat().st_mtime_ns, default=None)
+
+
 def last_checkpoint(run_dir: Path) -> Path:
-    path = run_dir / CHECKPOINTS / LAST_CHECKPOINT
-    if not path.is_file():
+    """The checkpoint a resumed run continues from (newest_checkpoint), or a RunError saying why there is none."""
+    path = newest_checkpoint(run_dir)
+    if path is None:
         raise RunError(f"{run_dir} has no {CHECKPOINTS}/{LAST_CHECKPOINT} (it stopped before its first checkpoint); "
                        "start a new run instead")
     return path

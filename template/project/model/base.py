@@ -67,6 +67,7 @@ class BaseModel(pl.LightningModule):
         self.run_hparams: dict[str, Any] = {}
         self._sums: dict[str, dict[str, Tensor]] = {}
         self._counts: dict[str, int] = {}
+        self._restored: dict[str, tuple[dict[str, Tensor], int]] = {}  # from a checkpoint taken mid-epoch
 
     @classmethod
     def incompatibility(cls, info: DataInfo) -> str | None:
@@ -124,6 +125,10 @@ class BaseModel(pl.LightningModule):
 
     def _log_epoch(self, stage: str) -> Tensor | None:
         sums, count = self._sums.pop(stage, {}), self._counts.pop(stage, 0)
+        restored_sums, restored_count = self._restored.pop(stage, ({}, 0))
+        if restored_count:  # the part of this epoch trained before the run was resumed mid-epoch
+            sums = {name: total + restored_sums[name].to(total.device) for name, total in sums.items()}
+            count += restored_count
         for name, total in sums.items():
             # "<metric>/<stage>" puts train and val of one metric side by side in TensorBoard.
             self.log(f"{name}/{stage}", total / count, sync_dist=True, prog_bar=name == "loss")
@@ -142,10 +147,23 @@ class BaseModel(pl.LightningModule):
         if loss is not None:
             self.log("hp/test_loss", loss, sync_dist=True)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # A checkpoint taken mid-epoch (Ctrl-C, validation within the epoch) keeps the epoch's sums so far:
+        # the resumed run's epoch metrics then cover the whole epoch, not only the batches after the restart.
+        checkpoint["epoch_sums"] = {
+            stage: ({name: total.cpu() for name, total in sums.items()}, self._counts.get(stage, 0))
+            for stage, sums in self._sums.items() if stage == "train"
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._restored = dict(checkpoint.get("epoch_sums", {}))
+
     def on_train_start(self) -> None:
         # HPARAMS tab: TensorBoard shows hyperparameters only when they are written once together with
         # the metrics they are compared by; the hp/ metrics are then logged like any other metric.
         # (The trainer already gave the hyperparameters to any other logger, e.g. CSV.)
+        if self.global_step > 0:
+            return  # a resumed run: its first start wrote them, and the resumed run keeps that event file
         datamodule = getattr(self.trainer, "datamodule", None)
         params = {**(dict(datamodule.hparams) if datamodule is not None else {}), **self.hparams}
         params.update(self.run_hparams)

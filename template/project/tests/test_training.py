@@ -13,6 +13,7 @@ import pytest
 import torch
 from conftest import QUIET, ROOT, TINY, logged_hparams, scalars, train
 
+import resume
 import runs
 import trainer
 from data import DATASETS
@@ -52,7 +53,9 @@ def test_hparams_tab_lists_hyperparameters_and_the_real_last_val_loss(two_epoch_
     val_loss = scalars(two_epoch_run, "loss/val")
     hp_val_loss = [(step, value) for step, value in scalars(two_epoch_run, "hp/val_loss") if not math.isnan(value)]
     assert len(val_loss) == 2  # one value per epoch
-    assert hp_val_loss == pytest.approx(val_loss)  # the real values, not only the placeholder
+    # the real values, not only the placeholder
+    assert [step for step, _ in hp_val_loss] == [step for step, _ in val_loss]
+    assert [value for _, value in hp_val_loss] == pytest.approx([value for _, value in val_loss])
     assert math.isfinite(hp_val_loss[-1][1])
     assert len(scalars(two_epoch_run, "hp/test_loss")) >= 1
     assert len(scalars(two_epoch_run, "loss/train")) == 2
@@ -115,9 +118,17 @@ def test_an_explicit_version_that_holds_a_run_is_refused(tmp_path: Path, capsys:
 def test_a_setting_found_wrong_at_fit_start_is_a_one_line_error(tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        train(tmp_path, "--scheduler", "cosine", "--max_epochs", "-1", "--limit_train_batches", "1")
+        train(tmp_path / "logs", "--scheduler", "cosine", "--max_epochs", "-1", "--limit_train_batches", "1")
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith("needs a bounded run: set --max_epochs or --max_steps")
+    assert list(tmp_path.iterdir()) == []  # a refused run leaves no folder, not even an empty series
+
+
+def test_runs_live_in_the_projects_logs_whatever_the_working_directory(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert trainer.parse_args([]).args.save_dir == ROOT / "logs" == runs.DEFAULT_SAVE_DIR
+    assert trainer.parse_args(["--save_dir", "elsewhere"]).args.save_dir == Path("elsewhere")  # as given
 
 
 def test_ranks_of_one_launch_share_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -132,6 +143,59 @@ def test_ranks_of_one_launch_share_the_folder(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("SLURM_NTASKS", "8")
     monkeypatch.setenv("SLURM_JOB_ID", "4242")
     assert runs.create_run_dir(tmp_path, "")[0].name == "slurm-4242"
+
+
+def test_a_slurm_run_is_named_after_its_job_and_found_again_when_requeued(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("RUN_ID_ENV", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        monkeypatch.delenv(getattr(runs, name, name), raising=False)
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_NTASKS", "1")
+    args = ["--max_epochs", "1", "--limit_train_batches", "2", "--limit_val_batches", "1", "--limit_test_batches", "1"]
+    run_dir = train(tmp_path, *args)
+    assert run_dir.name == "slurm-77"
+    # the requeued job runs the same command again: it continues in the same folder (no new epoch to train)
+    assert train(tmp_path, *args) == run_dir
+    assert [path.name for path in run_dir.parent.iterdir()] == ["slurm-77"]
+    assert global_step(run_dir / "checkpoints" / "last.ckpt") == 2
+    # another job, or another command in this job, is another run
+    assert train(tmp_path, *args, "--max_epochs", "2") != run_dir
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "80")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    assert runs.slurm_run_id() == "slurm-80_3"
+
+
+def test_last_checkpoint_follows_every_epoch_even_without_improvement(tmp_path: Path) -> None:
+    # lr 0: the validation loss never improves, so the best checkpoint stays at epoch 0
+    run_dir = train(tmp_path, "--max_epochs", "3", "--limit_train_batches", "2", "--limit_val_batches", "1",
+                    "--limit_test_batches", "1", "--lr", "0", "--early_stopping_patience", "none")
+    assert global_step(run_dir / "checkpoints" / "last.ckpt") == 6
+    assert json.loads((run_dir / "run.json").read_text())["best_checkpoint"].startswith("checkpoints/best-epoch=0-")
+
+
+def test_early_stopping_says_when_and_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    train(tmp_path, "--max_epochs", "10", "--limit_train_batches", "2", "--limit_val_batches", "1",
+          "--limit_test_batches", "1", "--lr", "0", "--early_stopping_patience", "2")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Early stopping")]
+    assert len(lines) == 1
+    assert re.fullmatch(r"Early stopping at epoch 2: loss/val has not improved on its best [\d.]+ for 2 "
+                        r"validations \(--early_stopping_patience 2\)\.", lines[0]), lines[0]
+
+
+def test_trimming_event_files_drops_the_steps_a_resumed_run_logs_again(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(tmp_path))
+    for step in range(10):
+        writer.add_scalar("loss/train", float(step), step)
+    writer.close()
+    assert resume.trim_events(tmp_path, 6) == 4
+    events = EventAccumulator(str(tmp_path), purge_orphaned_data=False)
+    events.Reload()
+    assert [event.step for event in events.Scalars("loss/train")] == [0, 1, 2, 3, 4, 5]
+    assert resume.trim_events(tmp_path, 6) == 0  # nothing left to drop
+    assert resume.trim_events(tmp_path, 0) > 0 and not list(tmp_path.glob("events.*"))  # a fresh start: all gone
 
 
 def test_fast_dev_run_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
