@@ -217,3 +217,26 @@ def old_project(tmp_path: Path, old_project_seed: Path, template_history: Templa
     root = tmp_path / "lab"
     shutil.copytree(old_project_seed, root, symlinks=True)
     return root
+
+
+# Real services (SLURM, PostgreSQL)
+
+import services  # tests/services.py: starts and stops the daemons
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.SlurmCluster]:
+    """A one-node SLURM cluster for the whole session (see tests/services.py); skips where it cannot run."""
+    if reason := services.skip_reason_slurm():
+        pytest.skip(reason)
+    with services.slurm_cluster(tmp_path_factory.mktemp("slurm")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[services.PostgresServer]:
+    """A PostgreSQL server on 127.0.0.1 with database 'test' (url: server.url); skips where it cannot run."""
+    if reason := services.skip_reason_postgres():
+        pytest.skip(reason)
+    with services.postgres_server() as server:
+        yield server
