@@ -1,0 +1,117 @@
+"""The generated project on a real single-node SLURM cluster (tests/services.py starts it): scripts/slurm.sbatch
+submits a 2-task CPU job that trains with DDP into one run folder, and a requeued job, by `scontrol requeue` or
+by Lightning's own SIGUSR1 handler, continues that run from its last checkpoint to the planned step."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+from services import SlurmCluster
+from test_workflows import assert_no_step_twice, global_step, run_dirs
+
+pytestmark = pytest.mark.slow
+
+SERIES = "deep_normal-synthetic_regression"
+BATCHES = 4  # training batches per rank and epoch: with 2 ranks, 4 optimizer steps per epoch
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    where = tmp_path_factory.mktemp("slurm-project")
+    run_cli("new-project", "demo", "--defaults", cwd=where, check=True)
+    return where / "demo"
+
+
+@pytest.fixture
+def cluster(slurm_cluster: SlurmCluster) -> Iterator[SlurmCluster]:
+    """The session's cluster: SlurmCluster, emptied after each test (a job left running would hold both CPUs)."""
+    yield slurm_cluster
+    slurm_cluster.cancel_all()
+
+
+def submit(cluster, project: Path, save_dir: Path, epochs: int) -> str:
+    """scripts/slurm.sbatch 1 2 --accelerator cpu ...: one node, two DDP tasks, one CPU each."""
+    env = {**os.environ, **cluster.env, "CPUS_PER_TASK": "1", "PYTHON": sys.executable}
+    env.pop("TRAINER_RUN_ID", None)
+    flags = ["--accelerator", "cpu", "--max_epochs", str(epochs), "--limit_train_batches", str(BATCHES),
+             "--limit_val_batches", "1", "--limit_test_batches", "1", "--early_stopping_patience", "none",
+             "--enable_progress_bar", "false", "--save_dir", str(save_dir)]
+    proc = subprocess.run(["bash", "scripts/slurm.sbatch", "1", "2", *flags], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    match = re.search(r"Submitted batch job (\d+)", proc.stdout)
+    assert match, proc.stdout
+    return match.group(1)
+
+
+def output_of(project: Path, job: str) -> str:
+    path = project / "logs" / f"slurm-{job}.out"
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def wait_for_checkpoint(cluster, project: Path, job: str, run_dir: Path, timeout: float = 300) -> int:
+    """The global step of the run's first last.ckpt, once it exists (the job still running)."""
+    deadline = time.monotonic() + timeout
+    last = run_dir / "checkpoints" / "last.ckpt"
+    while time.monotonic() < deadline:
+        if last.is_file():
+            return global_step(last)
+        state = cluster.state(job)
+        assert state in ("PENDING", "RUNNING", "CONFIGURING"), f"{state}\n{output_of(project, job)[-3000:]}"
+        time.sleep(0.2)
+    raise AssertionError(f"no checkpoint in {timeout} s\n{output_of(project, job)[-3000:]}\n{cluster.logs()}")
+
+
+def finished(cluster, project: Path, job: str, timeout: float = 600) -> None:
+    state = cluster.wait(job, "COMPLETED", timeout=timeout)
+    assert state == "COMPLETED", output_of(project, job)[-3000:]
+
+
+def test_a_two_task_cpu_job_trains_with_ddp_into_one_run_folder(cluster: SlurmCluster, project: Path,
+                                                                tmp_path: Path) -> None:
+    save_dir = tmp_path / "logs"
+    job = submit(cluster, project, save_dir, epochs=2)
+    finished(cluster, project, job)
+    run_dir = save_dir / SERIES / f"slurm-{job}"
+    assert run_dirs(save_dir) == [run_dir], output_of(project, job)[-3000:]
+    assert global_step(run_dir / "checkpoints" / "last.ckpt") == 2 * BATCHES
+    assert f"Run directory: {run_dir}" in output_of(project, job)
+    assert cluster.job(job)["NumTasks"] == "2"
+
+
+@pytest.mark.parametrize("how", ["scontrol requeue", "SIGUSR1"])
+def test_a_requeued_job_continues_its_run_to_the_planned_step(cluster: SlurmCluster, project: Path, tmp_path: Path,
+                                                              how: str) -> None:
+    save_dir = tmp_path / "logs"
+    epochs = 40
+    job = submit(cluster, project, save_dir, epochs=epochs)
+    run_dir = save_dir / SERIES / f"slurm-{job}"
+    wait_for_checkpoint(cluster, project, job, run_dir)
+    if how == "SIGUSR1":  # what SLURM sends 90 s before the time limit: Lightning saves and requeues the job
+        cluster.run("scancel", "--signal=USR1", job)
+    else:  # preemption, node failure, or an admin
+        cluster.requeue(job)
+    deadline = time.monotonic() + 120
+    while cluster.job(job).get("Restarts", "0") == "0" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert cluster.job(job).get("Restarts") == "1", output_of(project, job)[-3000:]
+    interrupted_at = global_step(run_dir / "checkpoints" / "last.ckpt")
+    finished(cluster, project, job)
+
+    assert run_dirs(save_dir) == [run_dir]  # the same folder, no second run
+    assert global_step(run_dir / "checkpoints" / "last.ckpt") == epochs * BATCHES
+    assert interrupted_at < epochs * BATCHES  # it really was stopped before the end
+    assert_no_step_twice(run_dir)
+    output = output_of(project, job)
+    assert "start 1 (requeues continue the same run)" in output
+    assert f"Continuing {run_dir}" in output
+    if how == "SIGUSR1":
+        assert list(run_dir.glob("hpc_ckpt_*.ckpt")), output[-3000:]
