@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,28 @@ def test_predict_writes_a_csv_of_the_test_split(two_epoch_run: Path, tmp_path: P
     expected_columns = set(model.predict_step((x, y), 0))
     assert expected_columns <= {name.rsplit("_", 1)[0] if name[-1].isdigit() else name for name in rows[0]}
     assert all(math.isfinite(float(value)) for row in rows[:5] for value in row.values())
+
+
+def test_predict_last_skips_runs_without_a_checkpoint_and_names_a_removed_model(
+        two_epoch_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    save_dir = tmp_path / "logs"
+    shutil.copytree(two_epoch_run, save_dir / two_epoch_run.parent.name / "trained")
+    info = json.loads((two_epoch_run / "run.json").read_text())
+    crashed = save_dir / two_epoch_run.parent.name / "crashed"  # newer, killed before its first checkpoint
+    crashed.mkdir()
+    (crashed / "run.json").write_text(json.dumps({**info, "started": info["started"] + 60}))
+    output = predict.main(["last", "--save_dir", str(save_dir)])
+    assert output.parent.name == "trained" and output.is_file()
+
+    gone = save_dir / "gone-synthetic_regression" / "run"
+    shutil.copytree(two_epoch_run, gone)
+    (gone / "run.json").write_text(json.dumps({**info, "model": "gone", "started": info["started"] + 90}))
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(["last", "--save_dir", str(save_dir)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
+        "was trained with model 'gone', which is no longer in model/ or data/; restore it (git) or predict with "
+        "another run")
 
 
 def test_predict_reads_inputs_from_a_csv(two_epoch_run: Path, tmp_path: Path) -> None:
