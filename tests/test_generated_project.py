@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -57,12 +58,45 @@ def test_pyproject_installs_no_generic_top_level_packages(project: Path, tmp_pat
 
 
 @pytest.mark.slow
-def test_projects_own_test_suite_passes(project: Path, tmp_path: Path) -> None:
+def test_the_projects_ci_workflow_passes_on_a_fresh_project(project: Path, tmp_path: Path) -> None:
+    """The steps of .github/workflows/tests.yml, run as the hosted CI runs them, as far as they can run here:
+    the CPU torch wheel comes from PyTorch's index (torch is installed already), the install step is checked with
+    pip's resolver (--dry-run: the test environment is not changed), lint and the project's whole suite run."""
+    import yaml
+
+    workflow = yaml.safe_load((project / ".github" / "workflows" / "tests.yml").read_text())
+    steps = {step["name"]: step["run"] for step in workflow["jobs"]["tests"]["steps"] if "run" in step}
+    assert list(steps) == ["Install the CPU build of torch", "Install the project's dependencies", "Lint", "Test"]
+    assert "download.pytorch.org/whl/cpu" in steps["Install the CPU build of torch"]
     copy = tmp_path / "demo"
     shutil.copytree(project, copy)
-    proc = run_in(copy, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", timeout=900)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert re.search(r"\d+ passed", proc.stdout)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for name, command in steps.items():
+        if name.startswith("Install the CPU build"):
+            continue
+        if name.startswith("Install"):
+            command = command.replace("pip install", "pip install --dry-run --quiet", 1)
+        proc = subprocess.run(["bash", "-c", command], cwd=copy, env=env, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=900)
+        assert proc.returncode == 0, f"{name}: {command}\n{proc.stdout[-4000:]}{proc.stderr[-2000:]}"
+    assert re.search(r"\d+ passed", proc.stdout) and " failed" not in proc.stdout
+
+
+def test_the_pre_commit_hook_passes_on_a_fresh_project(project: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "demo"
+    shutil.copytree(project, copy)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-cache")}
+    proc = subprocess.run([sys.executable, "-m", "pre_commit", "run", "--all-files"], cwd=copy, env=env,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"ruff\.+Passed", proc.stdout), proc.stdout
+    # and it does catch what ruff catches
+    (copy / "model" / "sloppy.py").write_text("import os\n")
+    subprocess.run(["git", "add", "model/sloppy.py"], cwd=copy, check=True)
+    proc = subprocess.run([sys.executable, "-m", "pre_commit", "run", "--all-files"], cwd=copy, env=env,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    assert proc.returncode == 1 and "F401" in proc.stdout, proc.stdout
 
 
 def test_a_deprecated_api_in_project_code_fails_the_projects_tests(project: Path, tmp_path: Path) -> None:

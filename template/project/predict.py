@@ -25,11 +25,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-import runs
 from data import DATASETS
 from data.base import BaseDataModule
 from model import MODELS
 from model.base import BaseModel
+from util import runs
 
 MAX_INPUT_COLUMNS = 16  # wider inputs (images) are not copied into the CSV
 
@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--inputs", type=Path, metavar="CSV",
                         help="Predict these rows instead of a split: one example per row, its values in order.")
     parser.add_argument("--columns", metavar="A,B,...", help="With --inputs: the input columns (default: all).")
-    parser.add_argument("--output", type=Path, help="CSV to write (default: <run>/predictions-<split|inputs>.csv).")
+    parser.add_argument("--output", type=Path, help="CSV to write (default: <run>/predictions-<split>.csv, or "
+                        "<run>/predictions-<name of the --inputs file>.csv).")
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda:0.")
     parser.add_argument("--save_dir", type=Path, default=runs.DEFAULT_SAVE_DIR,
@@ -95,7 +96,8 @@ def inputs_loader(path: Path, columns: str | None, input_shape: tuple[int, ...],
         raise runs.RunError(f"{path} has no column {', '.join(missing)}; its columns: {', '.join(found)}")
     expected = math.prod(input_shape)
     if len(names) != expected:
-        raise runs.RunError(f"the model takes {expected} input values per example, {path} gives {len(names)} "
+        values = "value" if expected == 1 else "values"
+        raise runs.RunError(f"the model takes {expected} input {values} per example, {path} gives {len(names)} "
                             f"({', '.join(names)}); choose them with --columns")
     try:
         values = torch.tensor([[float(row[name]) for name in names] for row in rows], dtype=torch.float32)

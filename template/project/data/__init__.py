@@ -4,7 +4,7 @@ DATASETS maps the module name (what `--dataset` takes) to its class. Adding data
 nothing here needs editing. `base` and modules starting with "_" (shared helpers) are not datasets.
 """
 
-from registry import discover
+from util.registry import discover
 
 from .base import BaseDataModule, DataInfo
 

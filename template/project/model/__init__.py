@@ -4,7 +4,7 @@ MODELS maps the module name (what `--model` takes) to its class. Adding model/<n
 nothing here needs editing. `base` and modules starting with "_" (shared helpers) are not models.
 """
 
-from registry import discover
+from util.registry import discover
 
 from .base import BaseModel
 

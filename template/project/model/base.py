@@ -125,6 +125,8 @@ class BaseModel(pl.LightningModule):
 
     def _log_epoch(self, stage: str) -> Tensor | None:
         sums, count = self._sums.pop(stage, {}), self._counts.pop(stage, 0)
+        if self.trainer.barebones:  # --barebones true: Lightning forbids self.log
+            return None
         restored_sums, restored_count = self._restored.pop(stage, ({}, 0))
         if restored_count:  # the part of this epoch trained before the run was resumed mid-epoch
             sums = {name: total + restored_sums[name].to(total.device) for name, total in sums.items()}

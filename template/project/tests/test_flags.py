@@ -8,13 +8,13 @@ from typing import Literal
 import lightning.pytorch as pl
 import pytest
 
-import flags
 import trainer
 from model import MODELS
+from util import cli, flags, hparams
 
 
-def parse(*argv: str) -> trainer.Setup:
-    return trainer.parse_args(list(argv))
+def parse(*argv: str) -> cli.Setup:
+    return cli.parse_args(list(argv), trainer.DEFAULTS)
 
 
 def trainer_kwargs(*argv: str) -> dict:
@@ -97,9 +97,9 @@ def test_model_and_dataset_hyperparameters_are_typed_flags() -> None:
     assert setup.model_hparams["lr"] == 0.01 and setup.data_hparams["batch_size"] == 32
     assert type(setup.data_hparams["batch_size"]) is int
     model_cls = MODELS[setup.model_name]
-    own = {p.name for p, _, _ in flags.init_parameters(model_cls)} - set(trainer.DATA_WIRED)
+    own = {p.name for p, _, _ in hparams.init_parameters(model_cls)} - set(cli.DATA_WIRED)
     assert own <= set(setup.model_hparams)  # every hyperparameter (down to the base class) has a flag
-    assert not set(trainer.DATA_WIRED) & set(setup.model_hparams)  # data-wired ones come from the dataset
+    assert not set(cli.DATA_WIRED) & set(setup.model_hparams)  # data-wired ones come from the dataset
     with pytest.raises(SystemExit):
         parse("--lr", "fast")
 
@@ -140,9 +140,9 @@ class _Child(_Parent):
 def test_hyperparameters_follow_kwargs_to_the_base_class() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--width")  # taken: the hyperparameter gets a prefixed flag
-    hparams = flags.add_hparam_flags(parser.add_argument_group("model"), _Child, "model", ("input_shape",))
-    assert [(h.name, h.flag, h.default) for h in hparams] == [
+    found = hparams.add_hparam_flags(parser.add_argument_group("model"), _Child, "model", ("input_shape",))
+    assert [(h.name, h.flag, h.default) for h in found] == [
         ("width", "--model_width", 8), ("lr", "--lr", 0.1), ("depth", "--depth", 2)]
     args = parser.parse_args(["--model_width", "4", "--lr", "0.5"])
-    assert flags.hparam_values(args, hparams) == {"width": 4, "lr": 0.5, "depth": 2}
-    assert flags.changed_from_defaults(flags.hparam_values(args, hparams), hparams) == {"width": 4, "lr": 0.5}
+    assert hparams.hparam_values(args, found) == {"width": 4, "lr": 0.5, "depth": 2}
+    assert hparams.changed_from_defaults(hparams.hparam_values(args, found), found) == {"width": 4, "lr": 0.5}

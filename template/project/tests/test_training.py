@@ -13,11 +13,11 @@ import pytest
 import torch
 from conftest import QUIET, ROOT, TINY, logged_hparams, scalars, train
 
-import resume
-import runs
 import trainer
 from data import DATASETS
+from model import MODELS
 from model.base import BaseModel
+from util import cli, naming, resume, runs
 
 STAMP = r"\d{8}-\d{6}"
 
@@ -77,7 +77,7 @@ def test_csv_logger_writes_beside_tensorboard(two_epoch_run: Path) -> None:
 
 
 def default_of(name: str) -> object:
-    setup = trainer.parse_args([])
+    setup = cli.parse_args([], trainer.DEFAULTS)
     return next(h.default for h in setup.model_flags + setup.data_flags if h.name == name)
 
 
@@ -85,25 +85,25 @@ def test_version_names_the_changed_hyperparameters(tmp_path: Path) -> None:
     lr = default_of("lr") / 2
     run_dir = train(tmp_path, *TINY, "--lr", str(lr), "--batch_size", "32", "--seed", "7", "--name", "series")
     assert run_dir.parent == tmp_path / "series"
-    assert re.fullmatch(rf"{STAMP}_lr={re.escape(runs.format_value(lr))}_batch_size=32_seed=7", run_dir.name)
+    assert re.fullmatch(rf"{STAMP}_lr={re.escape(naming.format_value(lr))}_batch_size=32_seed=7", run_dir.name)
     assert logged_hparams(run_dir)["lr"] == pytest.approx(lr)
 
 
 def test_two_runs_in_the_same_second_get_two_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runs, "timestamp", lambda now=None: "20261124-101502")
+    monkeypatch.setattr(naming, "timestamp", lambda now=None: "20261124-101502")
     first = train(tmp_path, *TINY)
     second = train(tmp_path, *TINY)
     assert (first.name, second.name) == ("20261124-101502", "20261124-101502-2")
     assert (first / "run.json").is_file() and (second / "run.json").is_file()
     # the folder is claimed atomically: a concurrent claim of the same name takes the next one
-    third, run_id = runs.create_run_dir(tmp_path / "other", "lr=0.1")
-    fourth, _ = runs.create_run_dir(tmp_path / "other", "lr=0.1")
+    third, run_id = naming.create_run_dir(tmp_path / "other", "lr=0.1")
+    fourth, _ = naming.create_run_dir(tmp_path / "other", "lr=0.1")
     assert (third.name, fourth.name) == ("20261124-101502_lr=0.1", "20261124-101502-2_lr=0.1")
     assert run_id == "20261124-101502"
 
 
 def test_an_explicit_version_names_the_folder(tmp_path: Path) -> None:
-    assert train(tmp_path, *TINY, "--version", "baseline") == tmp_path / trainer.parse_args([]).args.name / "baseline"
+    assert train(tmp_path, *TINY, "--version", "baseline") == tmp_path / cli.parse_args([], trainer.DEFAULTS).args.name / "baseline"
 
 
 def test_an_explicit_version_that_holds_a_run_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -127,28 +127,28 @@ def test_a_setting_found_wrong_at_fit_start_is_a_one_line_error(tmp_path: Path,
 def test_runs_live_in_the_projects_logs_whatever_the_working_directory(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert trainer.parse_args([]).args.save_dir == ROOT / "logs" == runs.DEFAULT_SAVE_DIR
-    assert trainer.parse_args(["--save_dir", "elsewhere"]).args.save_dir == Path("elsewhere")  # as given
+    assert cli.parse_args([], trainer.DEFAULTS).args.save_dir == ROOT / "logs" == runs.DEFAULT_SAVE_DIR
+    assert cli.parse_args(["--save_dir", "elsewhere"], trainer.DEFAULTS).args.save_dir == Path("elsewhere")  # as given
 
 
 def test_ranks_of_one_launch_share_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # what a re-executed DDP rank, torchrun or SLURM task sees: the run id chosen once, in the environment
-    monkeypatch.setenv(runs.RUN_ID_ENV, "20261124-101502")
+    monkeypatch.setenv(naming.RUN_ID_ENV, "20261124-101502")
     monkeypatch.setenv("LOCAL_RANK", "1")
-    run_dir, _ = runs.create_run_dir(tmp_path, "lr=0.1")
+    run_dir, _ = naming.create_run_dir(tmp_path, "lr=0.1")
     assert run_dir == tmp_path / "20261124-101502_lr=0.1" and not run_dir.exists()  # rank 1 creates nothing
     monkeypatch.setenv("LOCAL_RANK", "0")
-    assert runs.create_run_dir(tmp_path, "lr=0.1")[0] == run_dir and run_dir.is_dir()  # rank 0 does
-    monkeypatch.delenv(runs.RUN_ID_ENV)
+    assert naming.create_run_dir(tmp_path, "lr=0.1")[0] == run_dir and run_dir.is_dir()  # rank 0 does
+    monkeypatch.delenv(naming.RUN_ID_ENV)
     monkeypatch.setenv("SLURM_NTASKS", "8")
     monkeypatch.setenv("SLURM_JOB_ID", "4242")
-    assert runs.create_run_dir(tmp_path, "")[0].name == "slurm-4242"
+    assert naming.create_run_dir(tmp_path, "")[0].name == "slurm-4242"
 
 
 def test_a_slurm_run_is_named_after_its_job_and_found_again_when_requeued(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("RUN_ID_ENV", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
-        monkeypatch.delenv(getattr(runs, name, name), raising=False)
+        monkeypatch.delenv(getattr(naming, name, name), raising=False)
     monkeypatch.setenv("SLURM_JOB_ID", "77")
     monkeypatch.setenv("SLURM_NTASKS", "1")
     args = ["--max_epochs", "1", "--limit_train_batches", "2", "--limit_val_batches", "1", "--limit_test_batches", "1"]
@@ -162,7 +162,7 @@ def test_a_slurm_run_is_named_after_its_job_and_found_again_when_requeued(tmp_pa
     assert train(tmp_path, *args, "--max_epochs", "2") != run_dir
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "80")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
-    assert runs.slurm_run_id() == "slurm-80_3"
+    assert naming.slurm_run_id() == "slurm-80_3"
 
 
 def test_last_checkpoint_follows_every_epoch_even_without_improvement(tmp_path: Path) -> None:
@@ -214,7 +214,7 @@ class _ClassifierOnly(BaseModel):
 def test_incompatible_pair_fails_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     info = DATASETS[trainer.DEFAULT_DATASET]().info
-    monkeypatch.setitem(trainer.MODELS, "classifier_only", _ClassifierOnly)
+    monkeypatch.setitem(MODELS, "classifier_only", _ClassifierOnly)
     if _ClassifierOnly.incompatibility(info) is None:
         pytest.skip(f"the default dataset is a {info.task} task")
     with pytest.raises(SystemExit) as exit_info:
@@ -225,12 +225,36 @@ def test_incompatible_pair_fails_before_training(tmp_path: Path, monkeypatch: py
     assert not tmp_path.joinpath("classifier_only-" + trainer.DEFAULT_DATASET).exists()
 
 
-def test_settings_the_trainer_rejects_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("flag", "value"), [("--strategy", "no_such_strategy"), ("--devices", "banana"),
+                                            ("--devices", "-1"), ("--accelerator", "no_such_device")])
+def test_settings_the_trainer_rejects_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          flag: str, value: str) -> None:
+    if flag == "--devices" and torch.cuda.is_available():
+        pytest.skip("GPUs accept device lists")
     with pytest.raises(SystemExit) as exit_info:
-        train(tmp_path, "--strategy", "no_such_strategy")
+        train(tmp_path / "logs", flag, value)
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("trainer.py: error: Trainer:")
-    assert not list(tmp_path.glob("*/*"))  # the run folder made for it is gone again
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"trainer.py: error: {flag} {value}: "), err  # names the flag, as typed
+    assert "Traceback" not in "\n".join(err)
+    assert list(tmp_path.iterdir()) == []  # the run folder made for it is gone again, and its series
+
+
+def test_barebones_runs_on_its_own_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert train(tmp_path / "logs", "--barebones", "true", *TINY) is None
+    assert "barebones: no logger, checkpoints, callbacks or run folder" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_shows_the_defaults_the_trainer_applies(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        trainer.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"Default: {trainer.DEFAULT_MAX_EPOCHS} when --max_steps and --max_time are unset" in text
+    assert "Known values: auto, ddp," in text  # --strategy
+    assert "Known values: simple, advanced, pytorch" in text  # --profiler
+    assert "Known values: norm, value" in text  # --gradient_clip_algorithm
+    assert "Format: DD:HH:MM:SS" in text  # --max_time
 
 
 def test_resume_of_nothing_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -292,7 +316,7 @@ def test_lr_find_applies_and_records_the_learning_rate(tmp_path: Path) -> None:
     lr = json.loads((run_dir / "run.json").read_text())["model_hparams"]["lr"]
     assert lr != default_of("lr")
     assert (run_dir / "lr_find.png").stat().st_size > 0
-    assert f"lr={runs.format_value(lr)}" in run_dir.name
+    assert f"lr={naming.format_value(lr)}" in run_dir.name
     assert logged_hparams(run_dir)["lr"] == pytest.approx(lr)
 
 
@@ -330,7 +354,7 @@ def test_trainer_flags_shape_the_run(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_ddp_on_cpu_leaves_exactly_one_run(tmp_path: Path) -> None:
     # A subprocess: Lightning's DDP re-executes the command per rank (inside pytest it would re-run pytest).
-    env = {key: value for key, value in os.environ.items() if key != runs.RUN_ID_ENV}
+    env = {key: value for key, value in os.environ.items() if key != naming.RUN_ID_ENV}
     result = subprocess.run(
         [sys.executable, "trainer.py", "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp",
          "--max_epochs", "2", "--save_dir", str(tmp_path), *QUIET],

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import signal
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from runs import CHECKPOINTS, LAST_CHECKPOINT
+from util.runs import CHECKPOINTS, LAST_CHECKPOINT
 
 EVENT_FILE = "events.out.tfevents.*"
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}  # 128 + the signal's number
@@ -30,6 +32,15 @@ def last_checkpoint_callback(run_dir: Path) -> ModelCheckpoint:
     """A callback that keeps ``<run>/checkpoints/last.ckpt`` at the newest validation (or epoch end)."""
     return ModelCheckpoint(dirpath=run_dir.resolve() / CHECKPOINTS, filename=Path(LAST_CHECKPOINT).stem, monitor=None, save_top_k=1,
                            enable_version_counter=False)
+
+
+def keep_earlier_csv(run_dir: Path, resumed: bool) -> None:
+    """CSVLogger deletes an existing metrics.csv: keep the earlier part of a resumed run beside the new one."""
+    csv_file = run_dir / "csv" / "metrics.csv"
+    if resumed and csv_file.is_file():
+        csv_file.rename(csv_file.with_name(f"metrics-{time.strftime('%Y%m%d-%H%M%S')}.csv"))
+        # ... and silence its warning that "previous log files will be deleted": they were moved.
+        warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
 
 
 def logged_step(checkpoint: Path) -> int:

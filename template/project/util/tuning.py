@@ -1,6 +1,6 @@
 """Tuning before training: the largest batch size that fits (--scale_batch_size) and a learning rate (--lr_find).
 
-Both run on a throwaway Trainer that trainer.py builds (it is the one place where flags become a Trainer).
+Both run on a throwaway Trainer built from the run's own Trainer arguments (util/fitting.py).
 They change the model and the datamodule in place and return what they chose, for run.json and the run's name.
 """
 

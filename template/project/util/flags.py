@@ -16,20 +16,18 @@ from __future__ import annotations
 import argparse
 import collections.abc
 import inspect
-import re
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
+
+from util.helptext import arg_docs
 
 TRUE_WORDS = ("true", "yes", "1", "on")
 FALSE_WORDS = ("false", "no", "0", "off")
 NONE_WORDS = ("none", "null")
 
-# Lightning's own base classes end the walk up the MRO: their __init__ takes no hyperparameters.
-_FRAMEWORK_PREFIXES = ("lightning.", "torch.", "builtins")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -156,69 +154,11 @@ def converter_for(annotation: Any, default: Any = inspect.Parameter.empty) -> Co
 
 
 # ----------------------------------------------------------------------------------------------------
-# Help text from Google-style docstrings ("Args:" sections)
-# ----------------------------------------------------------------------------------------------------
-
-
-def arg_docs(*objects: Any) -> dict[str, str]:
-    """The first sentence documenting each argument in the "Args:" sections of the objects' docstrings."""
-    docs: dict[str, str] = {}
-    for obj in objects:  # the first object documenting an argument wins
-        for name, text in _args_section(inspect.getdoc(obj) or "").items():
-            docs.setdefault(name, _first_sentence(text))
-    return docs
-
-
-def _args_section(docstring: str) -> dict[str, str]:
-    match = re.search(r"^(Args|Arguments|Parameters):\s*$(.*?)(?=^\S|\Z)", docstring, re.DOTALL | re.MULTILINE)
-    if not match:
-        return {}
-    entries: dict[str, str] = {}
-    current, indent = None, None
-    for line in match.group(2).splitlines():
-        stripped = line.lstrip()
-        if not stripped:
-            current = None
-            continue
-        depth = len(line) - len(stripped)
-        entry = re.match(r"(\*{0,2}\w+)(\s*\(.*?\))?:\s*(.*)", stripped)
-        if entry and (indent is None or depth <= indent):  # "name: text" at the section's own indent
-            indent = depth
-            current = entry.group(1).lstrip("*")
-            entries[current] = entry.group(3)
-        elif current is not None:  # the entry's text continues
-            entries[current] += " " + stripped
-    return entries
-
-
-def comment_docs(function: Callable) -> dict[str, str]:
-    """Help from trailing comments in a signature: ``hidden: int = 64,  # units per hidden layer``."""
-    try:
-        lines = inspect.getsource(function).splitlines()
-    except (OSError, TypeError):
-        return {}
-    docs = {}
-    for line in lines:
-        match = re.match(r"\s*(?:def \w+\()?\*{0,2}(\w+)\s*[:=,][^#]*#\s*(.+)$", line)
-        if match:
-            docs.setdefault(match.group(1), match.group(2).strip().replace("%", "%%"))
-        if re.search(r"\)\s*(->.*)?:\s*(#.*)?$", line):
-            break  # end of the signature
-    return docs
-
-
-def _first_sentence(text: str) -> str:
-    text = re.sub(r":\w+:`~?([^`]*)`", r"\1", text).replace("``", "").replace("%", "%%")
-    match = re.match(r"(.+?\.)(\s|$)", text)
-    return (match.group(1) if match else text).strip()
-
-
-# ----------------------------------------------------------------------------------------------------
 # Trainer flags
 # ----------------------------------------------------------------------------------------------------
 
 
-def _signature_with_hints(function: Callable) -> tuple[inspect.Signature, dict[str, Any]]:
+def signature_with_hints(function: Callable) -> tuple[inspect.Signature, dict[str, Any]]:
     signature = inspect.signature(function)
     try:
         hints = typing.get_type_hints(function)
@@ -227,15 +167,27 @@ def _signature_with_hints(function: Callable) -> tuple[inspect.Signature, dict[s
     return signature, hints
 
 
-def add_trainer_flags(group: argparse._ArgumentGroup) -> list[str]:
+# Flags whose annotation is plain text although only some names work: the names, for --help.
+KNOWN_VALUES = {
+    "accelerator": "cpu, gpu, cuda, mps, tpu, auto",
+    "strategy": "auto, ddp, ddp_spawn, ddp_find_unused_parameters_true, fsdp, deepspeed, single_device",
+    "profiler": "simple, advanced, pytorch",
+    "gradient_clip_algorithm": "norm, value",
+}
+FORMATS = {"max_time": "Format: DD:HH:MM:SS, e.g. 00:12:00:00 for twelve hours."}
+
+
+def add_trainer_flags(group: argparse._ArgumentGroup, set_after_parsing: dict[str, str] | None = None) -> list[str]:
     """Add a flag for every Trainer.__init__ argument that text can express; return their names.
 
     Defaults are SUPPRESSed: an unset flag is absent from the parsed namespace, so the Trainer keeps its
-    own default and still honours PL_TRAINER_* environment variables.
+    own default and still honours PL_TRAINER_* environment variables. ``set_after_parsing`` describes the
+    defaults trainer.py applies itself (``{"max_epochs": "100 ..."}``): --help shows those instead.
     """
     from lightning.pytorch import Trainer
 
-    signature, hints = _signature_with_hints(Trainer.__init__)
+    set_after_parsing = set_after_parsing or {}
+    signature, hints = signature_with_hints(Trainer.__init__)
     docs = arg_docs(Trainer.__init__)
     names = []
     for name, parameter in signature.parameters.items():
@@ -244,20 +196,23 @@ def add_trainer_flags(group: argparse._ArgumentGroup) -> list[str]:
         convert = converter_for(hints.get(name, parameter.annotation), parameter.default)
         if convert is None:
             continue  # object-only (callbacks, plugins ...): configured in trainer.py
-        help_text = f"{docs.get(name, '')}{_choices(convert)} Trainer default: {parameter.default!r}.".strip()
+        default = set_after_parsing.get(name, f"{parameter.default!r} (Lightning's)")
+        known = f" Known values: {KNOWN_VALUES[name]}." if name in KNOWN_VALUES else ""
+        help_text = f"{docs.get(name, '')}{choices_help(convert)}{known} {FORMATS.get(name, '')} Default: {default}."
         group.add_argument(
-            f"--{name}", type=convert, default=argparse.SUPPRESS, metavar=_metavar(convert, name), help=help_text
+            f"--{name}", type=convert, default=argparse.SUPPRESS, metavar=metavar_for(convert, name),
+            help=" ".join(help_text.split()),
         )
         names.append(name)
     return names
 
 
-def _choices(convert: Converter) -> str:
+def choices_help(convert: Converter) -> str:
     literal = [description for description, _ in convert.attempts if description.startswith("one of ")]
     return f" Choices: {literal[0][len('one of '):]}." if literal else ""
 
 
-def _metavar(convert: Converter, name: str) -> str:
+def metavar_for(convert: Converter, name: str) -> str:
     kinds = []
     for description, _ in convert.attempts:
         if description.startswith("one of "):
@@ -268,102 +223,3 @@ def _metavar(convert: Converter, name: str) -> str:
             kinds.append({"'none'": "none", "an integer": "INT", "a number": "FLOAT", "true/false": "true|false",
                           "text": "TEXT", "a path": "PATH"}.get(description, description))
     return "|".join(kinds)
-
-
-# ----------------------------------------------------------------------------------------------------
-# Hyperparameter flags of a model or dataset class
-# ----------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HParam:
-    """One constructor hyperparameter exposed as a flag."""
-
-    name: str  # the keyword argument of __init__
-    dest: str  # where argparse stores it ("model.hidden")
-    flag: str  # the option string ("--hidden", or "--model_seed" when --seed was already taken)
-    default: Any  # inspect.Parameter.empty when required
-
-
-def init_parameters(cls: type) -> list[tuple[inspect.Parameter, Any, type]]:
-    """(parameter, annotation, defining class) of ``cls.__init__``, following **kwargs up to the base class.
-
-    A subclass that forwards ``**kwargs`` to ``super().__init__`` inherits its parent's hyperparameters;
-    the walk stops at the first __init__ without **kwargs or at Lightning's own classes. Parameters come
-    base class first, in declaration order.
-    """
-    chain: list[list[tuple[inspect.Parameter, Any, type]]] = []
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        if klass.__module__.startswith(_FRAMEWORK_PREFIXES):
-            break
-        signature, hints = _signature_with_hints(klass.__init__)
-        own, forwards = [], False
-        for name, parameter in list(signature.parameters.items())[1:]:  # skip self
-            if parameter.kind is parameter.VAR_KEYWORD:
-                forwards = True
-            elif parameter.kind is not parameter.VAR_POSITIONAL:
-                own.append((parameter, hints.get(name, parameter.annotation), klass))
-        chain.append(own)
-        if not forwards:
-            break
-    seen: set[str] = set()
-    ordered = []
-    for own in reversed(chain):
-        for parameter, annotation, klass in own:
-            if parameter.name not in seen:
-                seen.add(parameter.name)
-                ordered.append((parameter, annotation, klass))
-    # a subclass may re-declare a parent's parameter with another default: the subclass wins
-    latest = {p.name: (p, a, k) for own in chain[::-1] for p, a, k in own}
-    return [latest[p.name] for p, _, _ in ordered]
-
-
-def add_hparam_flags(
-    group: argparse._ArgumentGroup, cls: type, prefix: str, exclude: tuple[str, ...] = ()
-) -> list[HParam]:
-    """Add a typed flag with default and help for each hyperparameter of ``cls`` (minus ``exclude``).
-
-    A name already used by another flag gets the prefix: a dataset's ``seed`` becomes ``--data_seed``
-    because ``--seed`` is the run's seed.
-    """
-    hparams = []
-    for parameter, annotation, klass in init_parameters(cls):
-        if parameter.name in exclude:
-            continue
-        convert = converter_for(annotation, parameter.default)
-        if convert is None:
-            continue
-        docs = {**comment_docs(klass.__init__), **arg_docs(klass.__init__, klass)}
-        required = parameter.default is inspect.Parameter.empty
-        kwargs: dict[str, Any] = {
-            "type": convert,
-            "dest": f"{prefix}.{parameter.name}",
-            "metavar": _metavar(convert, parameter.name),
-            "help": (docs.get(parameter.name) or f"{klass.__name__} hyperparameter.") + _choices(convert),
-        }
-        if required:
-            kwargs["required"] = True
-        else:
-            kwargs["default"] = parameter.default
-        for flag in (f"--{parameter.name}", f"--{prefix}_{parameter.name}"):
-            try:
-                group.add_argument(flag, **kwargs)
-                break
-            except argparse.ArgumentError:
-                continue  # taken by a run/Trainer flag (or the other component): use the prefixed form
-        else:
-            raise ValueError(f"no free flag name for {cls.__name__} hyperparameter {parameter.name!r}")
-        hparams.append(HParam(parameter.name, kwargs["dest"], flag, parameter.default))
-    return hparams
-
-
-def hparam_values(args: argparse.Namespace, hparams: list[HParam]) -> dict[str, Any]:
-    """The parsed values of ``hparams``, keyed by constructor argument name."""
-    return {hparam.name: getattr(args, hparam.dest) for hparam in hparams}
-
-
-def changed_from_defaults(values: dict[str, Any], hparams: list[HParam]) -> dict[str, Any]:
-    """The subset of ``values`` that differs from the constructor defaults (in declaration order)."""
-    return {h.name: values[h.name] for h in hparams if h.name in values and values[h.name] != h.default}
