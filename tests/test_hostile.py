@@ -209,8 +209,9 @@ CRAFTED = [  # (id, setup, fragment): component answers files that cannot be tru
     ("list", corrupt(b"- component\n- model\n"), "does not hold answers"),
 ]
 CASES: list[Case] = []
-for cid, setup, fragment in CRAFTED:
-    for args in (("list",), ("check",), ("update",), ("remove", "model", "my_net")):
+for cid, setup, fragment in CRAFTED:  # every command on the path traversal, two on each other damage
+    commands = [("list",), ("check",), ("update",), ("remove", "model", "my_net")]
+    for args in commands if cid == "traversal" else commands[1:3]:
         CASES.append(Case(f"{cid}-{args[0]}", setup, args, 1, fragment))
 CASES += [
     Case("traversal-remove-force", craft(TRAVERSAL), ("remove", "model", TRAVERSAL, "--force"), 1, "is damaged"),
@@ -336,7 +337,6 @@ def test_a_damaged_cache_heals(world: Path, tmp_path: Path, damage: str) -> None
 
     cache = tmp_path / "cache"
     env = {"LITSCAFFOLD_CACHE_DIR": str(cache)}
-    run_cli("list", cwd=world / PROJECT, env=env, check=True)
     run_cli("add", "model", "first", cwd=world / PROJECT, env=env, check=True)
     repo = TemplateSource(root=cache).repo
     if damage == "objects":
@@ -350,8 +350,7 @@ def test_a_damaged_cache_heals(world: Path, tmp_path: Path, damage: str) -> None
         (repo / ".git").write_text("gitdir: /nowhere\n")
     proc = run_cli("add", "model", "second", cwd=world / PROJECT, env=env)
     assert proc.returncode == 0, proc.stderr
-    proc = run_cli("remove", "model", "second", cwd=world / PROJECT, env=env)
-    assert proc.returncode == 0, proc.stderr
+    assert (world / PROJECT / "model" / "second.py").is_file()
 
 
 def test_core_autocrlf_does_not_dirty_or_break_add(world: Path) -> None:
