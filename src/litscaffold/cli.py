@@ -178,12 +178,15 @@ def list_components(
 
     proj = Project.find(project, explicit=project is not None)
     components = proj.components()
+    damaged = proj.damaged()
     if as_json:
         typer.echo(json.dumps({
             "project": str(proj.root), "template_version": proj.version,
             "components": [{"kind": c.kind, "name": c.name, "blueprint": c.blueprint,
                             "template_version": c.version, "owner": c.owner} for c in components],
+            "damaged": [{"answers_file": d.answers_file, "problem": d.message} for d in damaged],
         }, indent=2))
+        proj.require_intact()
         return
     typer.echo(f"{proj.root.name}: template {proj.version or 'unknown'}")
     rows = [("KIND", "NAME", "BLUEPRINT", "TEMPLATE", "FROM")] + [
@@ -191,6 +194,7 @@ def list_components(
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    proj.require_intact()  # the sound components are listed; a damaged answers file is one error line
 
 
 @app.command("update")
@@ -236,6 +240,7 @@ def check(
     else:
         for line in report.lines():
             typer.echo(line)
+    proj.require_intact()
     raise typer.Exit(1 if report.behind else 0)
 
 
@@ -248,6 +253,9 @@ def _shown(path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: every error a user can cause ends as one line and an exit code."""
+    from .safety import sigterm_is_ctrl_c
+
+    sigterm_is_ctrl_c()
     try:
         code = app(args=argv, prog_name="litscaffold", standalone_mode=False)
     except LitscaffoldError as error:
@@ -261,8 +269,13 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"error: {error.format_message()}{hint}", err=True)
         return 2
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo("error: interrupted; nothing half-written was left behind", err=True)
+        typer.echo("error: interrupted before anything was written", err=True)
         return 130
+    except OSError as error:  # the machine said no (disk full, permissions, a name too long)
+        where = f" {error.filename}" if error.filename else ""
+        typer.echo(f"error: cannot use{where}: {(error.strerror or str(error)).lower()}; free some space or fix "
+                   "the permissions and run it again", err=True)
+        return 1
     except click_errors.ClickException as error:
         typer.echo(f"error: {error.format_message()}", err=True)
         return error.exit_code
@@ -273,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                    "and report the traceback", err=True)
         return 1
     if code == 130:  # typer turns Ctrl-C into a silent exit code; renders clean up after themselves
-        typer.echo("error: interrupted; nothing half-written was left behind", err=True)
+        typer.echo("error: interrupted before anything was written", err=True)
     return code if isinstance(code, int) else 0
 
 

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import filecmp
 import keyword
+import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from . import git
 from .errors import ComponentError, UpdateError
 from .names import check_component_name
-from .project import KINDS, PACKAGE_OF, Component, Project, component_answers_file, read_answers
-from .render import ctrl_c_deferred, pristine, render, scratch_dir
+from .project import (
+    KINDS,
+    PACKAGE_OF,
+    PROJECT_ANSWERS,
+    Component,
+    Project,
+    component_answers_file,
+    read_answers,
+)
+from .render import pristine, render, scratch_dir
+from .safety import inside
 from .template import TemplateSource, current_version, parse_version
+from .transaction import Transaction
 
 BLUEPRINTS = {
     "model": ("mlp", "deep-normal", "convnet", "autoencoder", "blank"),
@@ -55,36 +65,30 @@ def add_component(project: Project, kind: str, name: str, blueprint: str | None 
     if blueprint not in BLUEPRINTS[kind]:
         raise ComponentError(f"unknown {kind} blueprint {blueprint!r}; choose one of: {', '.join(BLUEPRINTS[kind])}")
     module_path = f"{PACKAGE_OF[kind]}/{name}.py"
-    if (project.root / module_path).exists():
-        raise ComponentError(f"{module_path} already exists; choose another {kind} name")
     answers_file = component_answers_file(kind, name)
-    if (project.root / answers_file).exists():
-        raise ComponentError(f"{answers_file} already exists; remove it or choose another {kind} name")
-    version = component_version(project)
-    was_clean = git.is_clean_repo(project.root)
-    source = (source or TemplateSource()).ensure()
-    data = {"component": kind, "name": name, "class_name": class_name_of(name), "blueprint": blueprint}
-    with scratch_dir(project.root, f"litscaffold-{name}") as scratch:
-        rendered = scratch / "component"
-        render(source, rendered, data, version=version, answers_file=answers_file)
-        files = sorted(p.relative_to(rendered).as_posix() for p in rendered.rglob("*") if p.is_file())
-        clashes = [f for f in files if (project.root / f).exists()]
-        if clashes:
-            raise ComponentError(f"{', '.join(clashes)} already exist; choose another {kind} name")
-        moved: list[Path] = []
-        with ctrl_c_deferred():  # all of the component's files arrive, or none
-            try:
-                for relative in files:
-                    target = project.root / relative
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    (rendered / relative).rename(target)
-                    moved.append(target)
-            except OSError:
-                for target in moved:
-                    target.unlink(missing_ok=True)
-                raise
-    if was_clean:
-        git.commit_paths(project.root, files, f"Add {kind} {name} ({blueprint} blueprint, litscaffold {version})")
+    for relative in (module_path, answers_file):
+        inside(project.root, relative)
+    with Transaction(project.root, f"adding {kind} {name}") as tx:  # checks below run under the lock
+        for relative, fix in ((module_path, f"choose another {kind} name"),
+                              (answers_file, f"remove it or choose another {kind} name")):
+            if os.path.lexists(project.root / relative):
+                raise ComponentError(f"{relative} already exists; {fix}")
+        version = component_version(project)
+        source = (source or TemplateSource()).ensure()
+        source.require(version, f"{PROJECT_ANSWERS} records template {version}")
+        was_clean = git.is_clean_repo(project.root)
+        data = {"component": kind, "name": name, "class_name": class_name_of(name), "blueprint": blueprint}
+        with scratch_dir(project.root, f"litscaffold-{name}") as scratch:
+            rendered = scratch / "component"
+            render(source, rendered, data, version=version, answers_file=answers_file)
+            files = sorted(p.relative_to(rendered).as_posix() for p in rendered.rglob("*") if p.is_file())
+            clashes = [f for f in files if os.path.lexists(inside(project.root, f))]
+            if clashes:
+                raise ComponentError(f"{', '.join(clashes)} already exist; choose another {kind} name")
+            for relative in files:  # all of the component's files arrive, or none (the rollback)
+                tx.move_in(rendered / relative, relative)
+        if was_clean:
+            tx.commit(files, f"Add {kind} {name} ({blueprint} blueprint, litscaffold {version})")
     component = Component(kind, name, blueprint, version, "component", answers_file)
     return Added(component, files, committed=was_clean)
 
@@ -93,6 +97,8 @@ def changed_files(project: Project, component: Component, source: TemplateSource
     """The component's files that differ from what its template version rendered (or are gone)."""
     answers = read_answers(project.root / component.answers_file)
     source = (source or TemplateSource()).ensure()
+    if component.version:
+        source.require(component.version, f"{component.answers_file} records template {component.version}")
     with pristine(source, answers, version=component.version or current_version(),
                   answers_file=component.answers_file) as rendered:
         owned = [p.relative_to(rendered).as_posix() for p in rendered.rglob("*")
@@ -110,25 +116,27 @@ def remove_component(project: Project, kind: str, name: str, force: bool = False
     """Delete an added component's files; returns the paths removed."""
     if kind not in KINDS:
         raise ComponentError(f"unknown kind {kind!r}; use model or dataset")
-    component = project.component(kind, name)
-    if component is None:
-        names = [c.name for c in project.components() if c.kind == kind]
-        raise ComponentError(f"no {kind} named {name!r}; the project has: {', '.join(names) or 'none'}")
-    if component.owner != "component":
-        origin = "part of the project template" if component.owner == "project" else "not made by litscaffold"
-        raise ComponentError(
-            f"{component.module_path} is {origin}; delete it yourself with `git rm {component.module_path}`"
-        )
-    if not force:
-        edited = changed_files(project, component, source)
-        if edited:
+    project.require_intact()
+    with Transaction(project.root, f"removing {kind} {name}") as tx:
+        component = project.component(kind, name)
+        if component is None:
+            names = [c.name for c in project.components() if c.kind == kind]
+            raise ComponentError(f"no {kind} named {name!r}; the project has: {', '.join(names) or 'none'}")
+        if component.owner != "component":
+            origin = "part of the project template" if component.owner == "project" else "not made by litscaffold"
             raise ComponentError(
-                f"{kind} {name} has changes of yours in {', '.join(edited)}; keep them, or pass --force to delete"
+                f"{component.module_path} is {origin}; delete it yourself with `git rm {component.module_path}`"
             )
-    was_clean = git.is_clean_repo(project.root)
-    paths = [p for p in owned_files(component) if (project.root / p).exists()]
-    for relative in paths:
-        (project.root / relative).unlink()
-    if was_clean:
-        git.commit_paths(project.root, paths, f"Remove {kind} {name}")
+        paths = [p for p in owned_files(component) if os.path.lexists(inside(project.root, p))]
+        if not force:
+            edited = changed_files(project, component, source)
+            if edited:
+                raise ComponentError(
+                    f"{kind} {name} has changes of yours in {', '.join(edited)}; keep them, or pass --force to delete"
+                )
+        was_clean = git.is_clean_repo(project.root)
+        for relative in paths:
+            tx.delete(relative)
+        if was_clean:
+            tx.commit(paths, f"Remove {kind} {name}")
     return paths

@@ -43,6 +43,18 @@ class UpdateConflict(LitscaffoldError):
     """An update merged with conflicts that the user must resolve."""
 
 
+class DamagedAnswers(LitscaffoldError):
+    """An answers file that cannot be trusted: unreadable, not YAML, or naming a path instead of a name."""
+
+
+class UnsafePath(LitscaffoldError):
+    """A path litscaffold would write or delete leads out of the project (a symlink, `..`)."""
+
+
+class ProjectBusy(LitscaffoldError):
+    """Git or another litscaffold is in the middle of something in this project."""
+
+
 class TemplateError(LitscaffoldError):
     """The shipped template history is missing, damaged or does not hold the wanted version."""
 

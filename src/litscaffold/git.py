@@ -29,17 +29,20 @@ def require_git() -> None:
 def git(*args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = True) -> str:
     """Run git and return its stdout; a failure becomes a LitscaffoldError with git's own words."""
     require_git()
-    proc = subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
+    proc = subprocess.Popen(
+        ["git", *args], cwd=cwd, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # Ctrl-C on the terminal reaches litscaffold, which undoes; git finishes its step
     )
+    try:
+        stdout, stderr = proc.communicate()
+    except KeyboardInterrupt:
+        proc.communicate()  # let git finish its step: killed halfway it would leave .git/index.lock behind
+        raise
     if check and proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        detail = (stderr or stdout).strip().splitlines()
         raise LitscaffoldError(f"git {args[0]} failed in {cwd}: {detail[-1] if detail else proc.returncode}")
-    return proc.stdout
+    return stdout
 
 
 def is_repo(path: Path) -> bool:
@@ -56,25 +59,26 @@ def is_clean_repo(path: Path) -> bool:
     """True when `path` is in a git work tree with nothing to commit (one git call: it runs per add)."""
     if shutil.which("git") is None:
         return False
-    proc = subprocess.run(["git", "status", "--porcelain"], cwd=path, capture_output=True, text=True)
+    # GIT_OPTIONAL_LOCKS=0: looking must not rewrite the index (a refused command changes nothing)
+    proc = subprocess.run(["git", "status", "--porcelain"], cwd=path, capture_output=True, text=True,
+                          env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
     return proc.returncode == 0 and not proc.stdout.strip()
 
 
-def commit(path: Path, message: str, *args: str) -> None:
-    """`git commit` with the user's identity, or a fallback one when git has none configured."""
-    command = ("commit", "--no-verify", "-q", "-m", message, *args)
-    try:
-        git(*command, cwd=path)
-    except LitscaffoldError as error:
-        if not any(hint in error.message for hint in ("ident", "who you are", "auto-detect")):
-            raise
-        git(*command, cwd=path, env=_FALLBACK_IDENTITY)
+# File names are names, never pathspec magic (a file called ':(glob)*' must not match everything).
+_LITERAL = {"GIT_LITERAL_PATHSPECS": "1"}
 
 
 def commit_paths(path: Path, paths: list[str], message: str) -> None:
-    """Stage and commit exactly `paths` (additions and deletions)."""
-    git("add", "-A", "--", *paths, cwd=path)
-    commit(path, message, "--", *paths)
+    """Stage and commit exactly `paths` (additions and deletions), nothing else of the user's."""
+    git("add", "-A", "--", *paths, cwd=path, env=_LITERAL)
+    command = ("commit", "--no-verify", "-q", "-m", message, "--", *paths)
+    try:
+        git(*command, cwd=path, env=_LITERAL)
+    except LitscaffoldError as error:
+        if not any(hint in error.message for hint in ("ident", "who you are", "auto-detect")):
+            raise
+        git(*command, cwd=path, env={**_LITERAL, **_FALLBACK_IDENTITY})
 
 
 def init(path: Path) -> None:

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import NotAProject, TemplateError
+from .errors import DamagedAnswers, InvalidName, NotAProject
+from .names import check_component_name
 from .template import version_of
 
 PROJECT_ANSWERS = ".copier-answers.yml"
@@ -25,13 +26,61 @@ def component_answers_file(kind: str, name: str) -> str:
 
 
 def read_answers(path: Path) -> dict[str, Any]:
+    """An answers file's contents; anything unreadable is one line naming the file (and the line)."""
     import yaml
 
+    restore = f"restore it with `git checkout -- {path.name}`"
     try:
-        loaded = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise TemplateError(f"cannot read {path.name}: {error}; restore it from git") from None
-    return loaded if isinstance(loaded, dict) else {}
+        text = path.read_bytes().decode("utf-8")
+    except OSError as error:
+        raise DamagedAnswers(f"cannot read {path.name}: {(error.strerror or str(error)).lower()}; {restore}") from None
+    except UnicodeDecodeError as error:
+        raise DamagedAnswers(f"{path.name} is not UTF-8 text (byte {error.start}); {restore}") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise DamagedAnswers(f"{path.name} is not valid YAML{where} ({problem}); {restore}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise DamagedAnswers(f"{path.name} does not hold answers (KEY: VALUE lines); {restore}")
+    return loaded
+
+
+@dataclass(frozen=True)
+class Damaged:
+    """A component answers file that cannot be trusted; nothing is built from it."""
+
+    answers_file: str
+    message: str  # one line: what is wrong, how to restore it
+
+
+def _damaged(answers_file: str, reason: str) -> Damaged:
+    return Damaged(answers_file, f"{answers_file} is damaged ({reason}); restore it with "
+                                 f"`git checkout -- {answers_file}`, or delete it")
+
+
+def _component_from(path: Path) -> Component | Damaged:
+    """Read a component answers file as untrusted input: its kind and name become paths."""
+    try:
+        answers = read_answers(path)
+    except DamagedAnswers as error:
+        return Damaged(path.name, error.message)
+    kind, name = answers.get("component"), answers.get("name")
+    if kind not in KINDS:
+        return _damaged(path.name, f"component {str(kind)[:40]!r} is neither model nor dataset")
+    try:
+        check_component_name(name, kind)
+    except InvalidName:
+        return _damaged(path.name, f"its name {str(name)[:80]!r} is not a module name")
+    if path.name != component_answers_file(kind, name):
+        return _damaged(path.name, f"it names {kind} {name!r}, whose answers file is "
+                                   f"{component_answers_file(kind, name)}")
+    return Component(kind, name, str(answers.get("blueprint", "-")), version_of(answers.get("_commit")),
+                     "component", path.name)
 
 
 @dataclass(frozen=True)
@@ -74,15 +123,25 @@ class Project:
     def version(self) -> str | None:
         return version_of(self.answers.get("_commit"))
 
+    def damaged(self) -> list[Damaged]:
+        """Component answers files that fail the checks a name typed on the command line passes."""
+        return [read for path in sorted(self.root.glob(".copier-answers.*-*.yml"))
+                if isinstance(read := _component_from(path), Damaged)]
+
+    def require_intact(self) -> None:
+        """Refuse in one line while any component answers file is damaged."""
+        if damaged := self.damaged():
+            more = f" (and {len(damaged) - 1} more damaged answers files)" if len(damaged) > 1 else ""
+            raise DamagedAnswers(damaged[0].message + more)
+
     def components(self) -> list[Component]:
-        """Every model and dataset module, added, built in or hand-written, sorted by kind and name."""
+        """Every model and dataset module, added, built in or hand-written, sorted by kind and name.
+        Damaged answers files are left out (see `damaged`)."""
         found: dict[tuple[str, str], Component] = {}
         for path in sorted(self.root.glob(".copier-answers.*-*.yml")):
-            answers = read_answers(path)
-            kind, name = answers.get("component"), answers.get("name")
-            if kind in KINDS and isinstance(name, str):
-                found[(kind, name)] = Component(kind, name, str(answers.get("blueprint", "-")),
-                                                version_of(answers.get("_commit")), "component", path.name)
+            read = _component_from(path)
+            if isinstance(read, Component):
+                found[(read.kind, read.name)] = read
         project_version = self.version
         for kind in KINDS:
             for module in sorted((self.root / PACKAGE_OF[kind]).glob("*.py")):

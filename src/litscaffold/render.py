@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .errors import Interrupted, LitscaffoldError, UsageError
+from .safety import signals_deferred
 from .template import TemplateSource, tag_of
 
 
@@ -22,7 +21,7 @@ def scratch_dir(near: Path, prefix: str) -> Iterator[Path]:
     place), removed afterwards whatever happens, Ctrl-C included."""
     path: Path | None = None
     try:
-        with ctrl_c_deferred():  # between mkdir and the assignment, Ctrl-C would orphan the folder
+        with signals_deferred():  # between mkdir and the assignment, Ctrl-C would orphan the folder
             path = Path(tempfile.mkdtemp(prefix=f".{prefix}-", dir=near))
         yield path
     except OSError as error:
@@ -33,24 +32,8 @@ def scratch_dir(near: Path, prefix: str) -> Iterator[Path]:
         ) from None
     finally:
         if path is not None:
-            with ctrl_c_deferred():
+            with signals_deferred():
                 shutil.rmtree(path, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def ctrl_c_deferred() -> Iterator[None]:
-    """Hold Ctrl-C until the block is done (then raise it): for steps that must not stop halfway."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pressed: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if pressed:
-        raise KeyboardInterrupt
 
 
 def render(

@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from . import git
-from .errors import DestinationError, UsageError
+from .errors import DestinationError, Interrupted, InvalidName, LitscaffoldError, UsageError
 from .names import check_project_name
 from .project import PROJECT_ANSWERS
-from .render import ctrl_c_deferred, render, scratch_dir
+from .render import render, scratch_dir
+from .safety import check_git_idle, git_dir, inside, signals_deferred
 from .template import TemplateSource, current_version
+from .transaction import Transaction
 
 # Answers a user may give with --data (the rest of copier.yml belongs to components).
 PROJECT_QUESTIONS = {
@@ -43,6 +45,9 @@ def parse_data(pairs: list[str]) -> dict[str, Any]:
         if key not in PROJECT_QUESTIONS:
             known = ", ".join(sorted(PROJECT_QUESTIONS))
             raise UsageError(f"unknown --data key {key!r}; known keys: {known}")
+        if any(ord(char) < 32 or ord(char) == 127 for char in value):
+            raise UsageError(f"--data {key}: the value holds a control character (a newline, a tab...); "
+                             "give one plain line")
         if PROJECT_QUESTIONS[key] is bool:
             if value.lower() not in _TRUE | _FALSE:
                 raise UsageError(f"--data {key} takes true or false, not {value!r}")
@@ -65,33 +70,90 @@ def new_project(
 ) -> Scaffolded:
     slug = check_project_name(name)
     data = {**parse_data(data_pairs or []), "component": "project", "project_name": name}
-    if "project_slug" in data:
-        check_project_name(data["project_slug"])
+    if "project_slug" in data and check_project_name(data["project_slug"]) != data["project_slug"]:
+        raise InvalidName(f"project_slug {data['project_slug']!r} is not a module name: use lowercase letters, "
+                          "digits and underscores, starting with a letter (e.g. `my_project`)")
     dest = (dest or Path(slug)).absolute()
     _check_destination(dest, force)
     fresh = not dest.exists()
+    into_repo = use_git and not fresh and git.is_repo(dest)
+    if into_repo:  # git must be able to take our commit: say so before anything is written
+        check_git_idle(dest, git_dir(dest))
     source = (source or TemplateSource()).ensure()
     version = version or current_version()
+    source.require(version, f"template {version} was asked for")
     created_parents = _make_parents(dest.parent)
+    message = f"Scaffold {name} with litscaffold template {version}"
     try:
         with scratch_dir(dest.parent, f"litscaffold-{slug}") as scratch:
             rendered = scratch / "project"
             render(source, rendered, data, version=version,
                    answers_file=PROJECT_ANSWERS, ask=ask)
-            with ctrl_c_deferred():  # a project is moved in whole or not at all
-                written, kept = _move_into_place(rendered, dest)
-    except BaseException:
-        for parent in created_parents:
-            shutil.rmtree(parent, ignore_errors=True)
+            _check_rendered(rendered)
+            if fresh:
+                result = _into_new_folder(rendered, dest, slug, use_git, message)
+            else:
+                result = _beside_user_files(rendered, dest, slug, use_git, message)
+    except BaseException as error:
+        with signals_deferred(swallow=True):
+            if fresh:
+                shutil.rmtree(dest, ignore_errors=True)
+            for parent in created_parents:
+                shutil.rmtree(parent, ignore_errors=True)
+        if isinstance(error, (KeyboardInterrupt, Interrupted)):
+            raise Interrupted("interrupted; no project was created" if fresh else
+                              f"interrupted; {dest} is as it was before") from None
+        if isinstance(error, LitscaffoldError) and fresh and "as it was" not in error.message:
+            error.message += "; no project was created"
         raise
-    result = Scaffolded(dest, slug, committed=False, kept=kept)
-    if use_git:
-        if fresh or not git.is_repo(dest):
-            git.init(dest)
-        # Only the files we wrote: a user's own files in a --force destination stay theirs to commit.
-        git.commit_paths(dest, written, f"Scaffold {name} with litscaffold template {version}")
-        result.committed = True
     return result
+
+
+def _into_new_folder(rendered: Path, dest: Path, slug: str, use_git: bool, message: str) -> Scaffolded:
+    """The whole project moves in at once; the caller removes the folder if anything after fails."""
+    files = sorted(p.relative_to(rendered).as_posix() for p in rendered.rglob("*") if not p.is_dir())
+    with signals_deferred():
+        rendered.rename(dest)
+    if use_git:
+        git.init(dest)
+        git.commit_paths(dest, files, message)
+    return Scaffolded(dest, slug, committed=use_git)
+
+
+def _beside_user_files(rendered: Path, dest: Path, slug: str, use_git: bool, message: str) -> Scaffolded:
+    """Into an existing folder (--force, or an empty one): never replace a user's file, and undo only
+    what was written if anything fails."""
+    files = sorted(p.relative_to(rendered).as_posix() for p in rendered.rglob("*") if not p.is_dir())
+    written, kept = [], []
+    with Transaction(dest, "creating the project") as tx:
+        for relative in files:
+            if os.path.lexists(inside(dest, relative)):
+                kept.append(relative)
+                continue
+            tx.move_in(rendered / relative, relative)
+            written.append(relative)
+        if use_git:
+            if tx.gitdir is None or not git.is_repo(dest):
+                tx.init_repo()
+            # Only the files we wrote: a user's own files in a --force destination stay theirs to commit.
+            tx.commit(written, message)
+    return Scaffolded(dest, slug, committed=use_git, kept=kept)
+
+
+def _check_rendered(rendered: Path) -> None:
+    """Answers that would break a rendered file are refused (quotes are escaped; a control character
+    in a TOML string cannot be)."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the answers' own check (no control characters) stands alone
+        return
+    pyproject = rendered / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            tomllib.loads(pyproject.read_text())
+        except tomllib.TOMLDecodeError as error:
+            raise UsageError(f"these answers make pyproject.toml invalid TOML ({error}); "
+                             "keep each answer to one plain line") from None
 
 
 def _check_destination(dest: Path, force: bool) -> None:
@@ -107,6 +169,8 @@ def _check_destination(dest: Path, force: bool) -> None:
             "beside your files (none of them is overwritten)"
         )
     existing = next((p for p in [dest, *dest.parents] if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise DestinationError(f"{existing} is a file, not a folder; choose another --dest")
     if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
         raise DestinationError(f"cannot write in {existing}: permission denied; choose a folder you own")
 
@@ -116,22 +180,3 @@ def _make_parents(parent: Path) -> list[Path]:
     missing = [p for p in [parent, *parent.parents] if not p.exists()]
     parent.mkdir(parents=True, exist_ok=True)
     return missing[-1:]
-
-
-def _move_into_place(rendered: Path, dest: Path) -> tuple[list[str], list[str]]:
-    """Move the rendered tree to `dest`; into an existing folder, never replace a user's file.
-    Returns the files written and the user's files kept, relative to `dest`."""
-    files = sorted(p.relative_to(rendered).as_posix() for p in rendered.rglob("*") if not p.is_dir())
-    if not dest.exists():
-        rendered.rename(dest)
-        return files, []
-    written, kept = [], []
-    for relative in files:
-        target = dest / relative
-        if target.exists():
-            kept.append(relative)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        (rendered / relative).rename(target)
-        written.append(relative)
-    return written, kept

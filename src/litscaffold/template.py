@@ -12,11 +12,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 from . import __version__
-from .errors import TemplateError
+from .errors import LitscaffoldError, TemplateError
 from .git import git, require_git
 
 PACKAGE_DIR = Path(__file__).parent
@@ -38,9 +41,13 @@ def tag_of(version: str) -> str:
     return f"v{version}"
 
 
-def version_of(ref: str | None) -> str | None:
-    """'v0.1.0' -> '0.1.0'; None for refs that are not one of our version tags."""
-    if not ref or not ref.startswith("v"):
+_VERSION = re.compile(r"[0-9]+(\.[0-9]+){0,3}\Z")
+
+
+def version_of(ref: object) -> str | None:
+    """'v0.1.0' -> '0.1.0'; None for refs that are not one of our version tags (answers files are
+    untrusted: whatever else they say is no version)."""
+    if not isinstance(ref, str) or not ref.startswith("v") or not _VERSION.match(ref[1:]):
         return None
     return ref[1:]
 
@@ -82,7 +89,9 @@ class TemplateSource:
         return portable_path(self.repo)
 
     def ensure(self) -> TemplateSource:
-        """Make the cache repository hold every tag of the bundle (cheap when it already does)."""
+        """Make the cache repository hold every tag of the bundle (cheap when it already does). The cache
+        is only ever a copy of the bundle: a damaged one (missing objects, a file where a folder should
+        be) is rebuilt from it."""
         require_git()  # also when the cache is filled: copier itself needs git to read a version
         if not self.bundle.is_file():
             raise TemplateError(
@@ -90,26 +99,75 @@ class TemplateSource:
                 "(maintainers: run `python -m litscaffold.snapshot`)"
             )
         digest = hashlib.sha256(self.bundle.read_bytes()).hexdigest()
-        marker = self.repo / ".git" / "litscaffold-bundle"
-        if marker.is_file() and marker.read_text() == digest:
+        if self._holds(digest):
             return self
-        with _locked(self.repo.parent / "template.lock"):
-            if marker.is_file() and marker.read_text() == digest:
-                return self
-            if not (self.repo / ".git").is_dir():
-                self.repo.mkdir(parents=True, exist_ok=True)
-                git("init", "-q", cwd=self.repo)
-            # --force: an unreleased version may have been re-snapshotted; released tags never move
-            # (a test pins them), so forcing only ever moves the tag of a development version.
+        try:
+            with _locked(self.repo.parent / "template.lock"):
+                if not self._holds(digest):
+                    self._rebuild(digest)
+        except OSError as error:
+            folder = next((p for p in [self.repo.parent, *self.repo.parent.parents] if p.exists()), None)
+            if folder is not None and not folder.is_dir():
+                raise TemplateError(f"the template cache folder {folder} is a file; delete it, or set "
+                                    "LITSCAFFOLD_CACHE_DIR to a folder you can write") from None
+            raise TemplateError(
+                f"cannot write the template cache {self.repo.parent} ({(error.strerror or str(error)).lower()}); "
+                "set LITSCAFFOLD_CACHE_DIR to a folder you can write, or delete that folder"
+            ) from None
+        return self
+
+    def _holds(self, digest: str) -> bool:
+        """The cache was filled from this bundle and no object of it is missing since."""
+        marker = self.repo / ".git" / "litscaffold-bundle"
+        try:
+            if not marker.is_file() or marker.read_text() != digest:
+                return False
+        except OSError:
+            return False
+        return _healthy_repo(self.repo)
+
+    def _rebuild(self, digest: str) -> None:
+        """Fill the cache from the bundle, starting over when what is there is not a healthy copy."""
+        marker = self.repo / ".git" / "litscaffold-bundle"
+        if self.repo.is_symlink() or (os.path.lexists(self.repo) and not self.repo.is_dir()):
+            self.repo.unlink()
+        elif os.path.lexists(self.repo / ".git") and not _healthy_repo(self.repo):
+            shutil.rmtree(self.repo)
+        self.repo.mkdir(parents=True, exist_ok=True)
+        if not (self.repo / ".git").is_dir():
+            git("init", "-q", cwd=self.repo)
+        # --force: an unreleased version may have been re-snapshotted; released tags never move
+        # (a test pins them), so forcing only ever moves the tag of a development version.
+        try:
             git("fetch", "-q", "--force", "--no-write-fetch-head", str(self.bundle),
                 "refs/tags/*:refs/tags/*", cwd=self.repo)
-            marker.write_text(digest)
-        return self
+        except LitscaffoldError as error:  # a git failure in the cache: say which folder to delete
+            raise TemplateError(f"cannot fill the template cache {self.repo} ({error.message}); "
+                                f"delete that folder, or set LITSCAFFOLD_CACHE_DIR to another one") from None
+        marker.write_text(digest)
+
+    def require(self, version: str, what: str) -> None:
+        """Refuse in one line when the history does not hold `version` (`what` says who asked for it)."""
+        if version not in self.versions():
+            raise TemplateError(
+                f"{what}, which this litscaffold's template history does not hold (it has "
+                f"{', '.join(self.versions()) or 'none'}); run `pip install 'litscaffold>={version}'`, "
+                "or restore the answers file from git"
+            )
 
     def versions(self) -> list[str]:
         """Every template version the cache holds, oldest first."""
         tags = git("tag", "--list", "v*", cwd=self.repo).split()
         return sorted((t[1:] for t in tags), key=parse_version)
+
+
+def _healthy_repo(repo: Path) -> bool:
+    """A git repository none of whose objects is missing (a cache damaged by hand or a full disk is not)."""
+    if not (repo / ".git").is_dir():
+        return False
+    fsck = subprocess.run(["git", "fsck", "--connectivity-only", "--no-dangling", "--no-progress"],
+                          cwd=repo, capture_output=True, stdin=subprocess.DEVNULL)
+    return fsck.returncode == 0
 
 
 def current_version() -> str:

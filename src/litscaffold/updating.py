@@ -19,14 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from . import git as gitops
-from .errors import Interrupted, TemplateError, UpdateConflict, UpdateError, UsageError
+from .errors import UpdateConflict, UpdateError, UsageError
+from .preflight import (
+    check_overwrites,
+    check_preconditions,
+    check_versions_available,
+    git_read,
+    has_markers,
+    unmerged,
+)
 from .project import KINDS, PROJECT_ANSWERS, Project, read_answers
+from .safety import check_git_idle, git_dir, project_lock
 from .template import TemplateSource, current_version, parse_version, tag_of, version_of
+from .transaction import Transaction
 
-# The labels copier writes around an inline conflict.
-CONFLICT_MARKERS = (b"<<<<<<< before updating", b">>>>>>> after updating")
-# Read-only git commands must not rewrite .git/index behind the user's back (a refused update
-# leaves the project byte-identical).
 _READ_ONLY = {"GIT_OPTIONAL_LOCKS": "0"}
 
 
@@ -111,22 +117,55 @@ def check_project(project: Project) -> CheckReport:
 
 def update_project(project: Project, dry_run: bool = False, only: str | None = None,
                    echo: Callable[[str], None] = print, source: TemplateSource | None = None) -> None:
-    """Update every part behind the installed template version (or just `only`), keeping edits."""
+    """Update every part behind the installed template version (or just `only`), keeping edits: all of
+    it committed, or (interrupted, refused by git, ...) the project exactly as it was."""
     installed = current_version()
-    parts = _select(parts_of(project), only)
+    project.require_intact()
     source = source or TemplateSource()
-    _check_preconditions(project.root, parts, source, installed)
+    if dry_run:
+        with project_lock(project.root):
+            check_git_idle(project.root, git_dir(project.root))
+            stale, rendered = _prepare(project, only, source, installed, echo)
+            if stale:
+                _dry_run(project.root, stale, installed, source, echo, rendered)
+        return
+    with Transaction(project.root, "the update") as tx:
+        stale, rendered = _prepare(project, only, source, installed, echo)
+        if not stale:
+            return
+        try:
+            _update_parts(project.root, stale, installed, source, echo, rendered, tx=tx)
+        except UpdateConflict:
+            tx.keep()  # the merged files wait for the user; earlier parts are committed
+            raise
+    echo(f"Done: {_names(stale)} now at template {installed}")
+
+
+def _prepare(project: Project, only: str | None, source: TemplateSource, installed: str,
+             echo: Callable[[str], None]) -> tuple[list[Part], dict[str, set[str]]]:
+    """The parts to update, once everything that would stop the update halfway has been checked, and
+    for each part copier will update, the files the installed version renders."""
+    parts = _select(parts_of(project), only)
+    check_preconditions(project.root, parts, source, installed)
     stale = [p for p in parts if p.version != installed]
     if not stale:
         echo(f"Already current: {_names(parts)} at template {installed}")
-        return
+        return [], {}
     source.ensure()
-    _check_versions_available(stale, source, installed)
-    if dry_run:
-        _dry_run(project.root, stale, installed, source, echo)
-        return
-    _update_parts(project.root, stale, installed, source, echo)
-    echo(f"Done: {_names(stale)} now at template {installed}")
+    check_versions_available(stale, source, installed)
+    rendered = {part.key: _rendered_paths(source, part, installed) for part in stale
+                if _template_changed(part, source, installed)}
+    for paths in rendered.values():
+        check_overwrites(project.root, paths, installed)
+    return stale, rendered
+
+
+def _rendered_paths(source: TemplateSource, part: Part, installed: str) -> set[str]:
+    """Every file the installed version renders for this part (what copier will write)."""
+    from .render import pristine
+
+    with pristine(source, part.answers, version=installed, answers_file=part.answers_file) as rendered:
+        return {p.relative_to(rendered).as_posix() for p in rendered.rglob("*") if p.is_file() or p.is_symlink()}
 
 
 def _names(parts: list[Part]) -> str:
@@ -147,97 +186,19 @@ def _select(parts: list[Part], only: str | None) -> list[Part]:
     return chosen
 
 
-def _git_read(root: Path, *args: str) -> str:
-    return gitops.git(*args, cwd=root, env=_READ_ONLY)
-
-
-def _check_preconditions(root: Path, parts: list[Part], source: TemplateSource, installed: str) -> None:
-    """Everything copier would stumble on, checked before anything changes."""
-    gitops.require_git()
-    inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=root, capture_output=True,
-                            text=True, env={**os.environ, **_READ_ONLY})
-    if inside.returncode != 0 or inside.stdout.strip() != "true":
-        raise UpdateError(f"{root} is not a git repository; updates merge through git: run "
-                          "`git init && git add -A && git commit -m 'Before update'` first")
-    if unmerged := _unmerged(root):
-        raise UpdateError(f"unresolved conflicts from an earlier update in {', '.join(unmerged)}; "
-                          "resolve them, commit, then run `litscaffold update` again")
-    if leftovers := _leftover_markers(root):
-        raise UpdateError(f"conflict markers left by the last update in {', '.join(leftovers)}; "
-                          "resolve them, commit, then run `litscaffold update` again")
-    if dirty := _git_read(root, "status", "--porcelain", "--", ".").splitlines():
-        files = [line[3:] for line in dirty]
-        more = f" and {len(files) - 3} more" if len(files) > 3 else ""
-        raise UpdateError(f"uncommitted changes in {', '.join(files[:3])}{more}; commit or stash them first "
-                          "(the update merges against your last commit)")
-    for part in parts:
-        if part.version is None:
-            raise UpdateError(f"{part.answers_file} records no template version (_commit); "
-                              "it was not made by litscaffold, or restore it from git")
-        if parse_version(part.version) > parse_version(installed):
-            raise UpdateError(f"{part.label} uses template {part.version}, made by a newer litscaffold "
-                              f"than this one ({installed}); run `pip install 'litscaffold>={part.version}'`")
-        _check_trusted(part, source)
-
-
-def _check_trusted(part: Part, source: TemplateSource) -> None:
-    """Only ever run our own template: `_src_path` comes from the project, which may be anyone's."""
-    recorded = part.answers.get("_src_path")
-    local = isinstance(recorded, str) and (recorded.startswith("~/") or Path(recorded).is_absolute())
-    if local and Path(recorded).expanduser().resolve() == source.repo.resolve():
-        return  # the ~ form or the absolute form of our cache repository
-    raise UpdateError(f"{part.answers_file} names the template source {recorded!r}, not litscaffold's "
-                      f"({source.src_path}); refusing to run another template: restore _src_path: "
-                      f"{source.src_path}")
-
-
-def _check_versions_available(parts: list[Part], source: TemplateSource, installed: str) -> None:
-    available = set(source.versions())
-    if installed not in available:
-        raise TemplateError(f"the shipped template history lacks version {installed}; reinstall litscaffold")
-    for part in parts:
-        if part.version not in available:
-            raise UpdateError(f"{part.label} uses template {part.version}, which this litscaffold's history "
-                              f"does not hold; run `pip install 'litscaffold=={part.version}'` or newer")
-
-
-def _unmerged(root: Path) -> list[str]:
-    """Conflicted files in the index (plumbing: unlike `git diff`, it never rewrites the index)."""
-    lines = _git_read(root, "ls-files", "--unmerged", "--", ".").splitlines()
-    return sorted({line.split("\t", 1)[1] for line in lines if "\t" in line})
-
-
-def _leftover_markers(root: Path) -> list[str]:
-    """Files of the last template-related commit that still hold copier's conflict markers."""
-    last = _git_read(root, "log", "-1", "--format=%H", "--", ".copier-answers*.yml").strip()
-    if not last:
-        return []
-    changed = _git_read(root, "diff-tree", "--root", "--no-commit-id", "--name-only", "-r", "--relative",
-                        last).splitlines()
-    found = []
-    for relative in changed:
-        path = root / relative
-        if path.is_file() and _has_markers(path):
-            found.append(relative)
-    return sorted(found)
-
-
-def _has_markers(path: Path) -> bool:
-    try:
-        with path.open("rb") as handle:
-            return any(line.rstrip() in CONFLICT_MARKERS for line in handle)
-    except OSError:
-        return False
-
-
 def _update_parts(root: Path, parts: list[Part], installed: str, source: TemplateSource,
-                  echo: Callable[[str], None]) -> None:
+                  echo: Callable[[str], None], rendered: dict[str, set[str]],
+                  tx: Transaction | None = None) -> None:
     done: list[str] = []
     for part in parts:
         echo(f"Updating {part.label}: template {part.version} -> {installed}")
-        if _record_unchanged_template(root, part, source, installed):
+        if part.key not in rendered and _record_version(root, part, installed, tx):
             echo("  its template did not change: only the recorded version moves")
+            paths = [part.answers_file]
         else:
+            expected = rendered[part.key]
+            if tx is not None:
+                tx.expect(expected)
             _run_copier(root, part, installed)
             for kept in _keep_edited_dropped_files(root, part, source):
                 echo(f"  kept {kept}: template {installed} no longer has it, but you changed it; "
@@ -249,33 +210,54 @@ def _update_parts(root: Path, parts: list[Part], installed: str, source: Templat
                     f"{part.label} merged with conflicts in {', '.join(conflicted)} ({committed}later parts "
                     "not started); resolve the <<<<<<< blocks, commit, then run `litscaffold update` again"
                 )
-        gitops.commit_paths(root, ["."], f"Update {part.label} to litscaffold template {installed}")
-        commit = _git_read(root, "rev-parse", "--short", "HEAD").strip()
+            paths = _changed_paths(root, expected)
+        message = f"Update {part.label} to litscaffold template {installed}"
+        if tx is not None:
+            tx.commit(paths, message)
+        else:
+            gitops.commit_paths(root, paths, message)
+        commit = git_read(root, "rev-parse", "--short", "HEAD").strip()
         echo(f"  committed {commit}")
         done.append(part.label)
 
 
-def _record_unchanged_template(root: Path, part: Part, source: TemplateSource, installed: str) -> bool:
-    """When nothing this part renders from changed between its version and the installed one (every
-    changed path lies in another part's template/<kind>/), copier would only rewrite `_commit` in its
-    answers file: do just that and skip copier's three renders. False when copier must run."""
+def _changed_paths(root: Path, expected: set[str]) -> list[str]:
+    """What the update changed: tracked files that differ from HEAD, and new files at paths the template
+    renders. A user's own untracked file is never among them, whatever git's configuration."""
+    changed = git_read(root, "diff", "--name-only", "-z", "--no-renames", "--relative", "HEAD", "--", ".")
+    new = git_read(root, "-c", "status.showUntrackedFiles=all", "ls-files", "-z", "--others", "--exclude-standard",
+                   "--", ".")
+    paths = {p for p in changed.split("\0") if p} | ({p for p in new.split("\0") if p} & expected)
+    return sorted(paths)
+
+
+def _template_changed(part: Part, source: TemplateSource, installed: str) -> bool:
+    """Did anything this part renders from change between its version and the installed one? (Every
+    changed path lying in another part's template/<kind>/ means no.)"""
     changed = gitops.git("diff", "--name-only", tag_of(part.version or ""), tag_of(installed),
                          cwd=source.repo).splitlines()
     own = part.answers.get("component", "project")
     others = tuple(f"template/{kind}/" for kind in ("project", *KINDS) if kind != own)
-    if not all(path.startswith(others) for path in changed):
-        return False
+    return not all(path.startswith(others) for path in changed)
+
+
+def _record_version(root: Path, part: Part, installed: str, tx: Transaction | None) -> bool:
+    """When the part's template did not change, copier would only rewrite `_commit` in its answers file:
+    do just that and skip copier's three renders. False when copier must run after all."""
     answers = root / part.answers_file
     text, count = re.subn(rf"^_commit: {re.escape(tag_of(part.version or ''))}$", f"_commit: {tag_of(installed)}",
                           answers.read_text(), flags=re.MULTILINE)
     if count != 1:
         return False
-    answers.write_text(text)
+    if tx is not None:
+        tx.write(part.answers_file, text)
+    else:
+        answers.write_text(text)
     return True
 
 
 def _run_copier(root: Path, part: Part, installed: str) -> None:
-    """`copier update` of one answers file; on any failure the project goes back to its last commit."""
+    """`copier update` of one answers file; any failure propagates and the transaction undoes it."""
     import copier
     from copier.errors import CopierError
     from plumbum import ProcessExecutionError
@@ -293,40 +275,32 @@ def _run_copier(root: Path, part: Part, installed: str) -> None:
             quiet=True,
             unsafe=False,
         )
-    except KeyboardInterrupt:
-        _restore(root)
-        raise Interrupted(f"interrupted while updating {part.label}; it is back at its last commit") from None
     except (CopierError, ValueError, ProcessExecutionError) as error:
-        _restore(root)
         detail = str(error).strip().splitlines()
         raise UpdateError(f"copier could not update {part.label}: {detail[0] if detail else type(error).__name__}"
                           "; the project is back at its last commit") from None
-    except BaseException:
-        _restore(root)
-        raise
-
-
-def _restore(root: Path) -> None:
-    """Undo a half-done update: the tree was clean before it, so HEAD holds everything of the user's."""
-    gitops.git("checkout", "-q", "HEAD", "--", ".", cwd=root, check=False)
-    gitops.git("clean", "-q", "-fd", "--", ".", cwd=root, check=False)
+    except OSError as error:
+        where = Path(error.filename).name if error.filename else part.label
+        raise UpdateError(f"cannot write {where} while updating {part.label}: "
+                          f"{(error.strerror or str(error)).lower()}; fix it and run `litscaffold update` again"
+                          ) from None
 
 
 def _conflicted(root: Path) -> list[str]:
     """Files the update left conflicted: unmerged in the index, or holding copier's markers."""
-    unmerged = set(_unmerged(root))
-    changed = _git_read(root, "status", "--porcelain", "--untracked-files=all", "--", ".").splitlines()
+    conflicted = set(unmerged(root))
+    changed = git_read(root, "status", "--porcelain", "--untracked-files=all", "--", ".").splitlines()
     for line in changed:
         relative = line[3:].split(" -> ")[-1].strip('"')
-        if (root / relative).is_file() and _has_markers(root / relative):
-            unmerged.add(relative)
-    return sorted(unmerged)
+        if (root / relative).is_file() and has_markers(root / relative):
+            conflicted.add(relative)
+    return sorted(conflicted)
 
 
 def _keep_edited_dropped_files(root: Path, part: Part, source: TemplateSource) -> list[str]:
     """copier deletes every file the new template no longer has, edited or not. A file the user changed
     is theirs: put it back (from HEAD) and say so. Unchanged ones stay deleted."""
-    deleted = [line[3:] for line in _git_read(root, "status", "--porcelain", "--", ".").splitlines()
+    deleted = [line[3:] for line in git_read(root, "status", "--porcelain", "--", ".").splitlines()
                if "D" in line[:2]]
     kept = [relative for relative in deleted if _edited_since_render(root, part, source, relative)]
     for relative in kept:
@@ -336,7 +310,7 @@ def _keep_edited_dropped_files(root: Path, part: Part, source: TemplateSource) -
 
 def _edited_since_render(root: Path, part: Part, source: TemplateSource, relative: str) -> bool:
     """Does the committed file differ from what the part's old template version rendered?"""
-    committed = _git_read(root, "rev-parse", f"HEAD:./{relative}").strip()
+    committed = git_read(root, "rev-parse", f"HEAD:./{relative}").strip()
     # A plain (not .jinja) template file is copied verbatim: same blob id means same bytes.
     template_path = f"template/{part.answers.get('component', 'project')}/{relative}"
     plain = subprocess.run(["git", "rev-parse", "--verify", "-q", f"{tag_of(part.version or '')}:{template_path}"],
@@ -356,18 +330,20 @@ def _committed_bytes(root: Path, relative: str) -> bytes:
 
 
 def _dry_run(root: Path, parts: list[Part], installed: str, source: TemplateSource,
-             echo: Callable[[str], None]) -> None:
+             echo: Callable[[str], None], rendered: dict[str, set[str]]) -> None:
     """The same update in a scratch clone; show its diff, leave the project alone."""
-    top = Path(_git_read(root, "rev-parse", "--show-toplevel").strip())
+    top = Path(git_read(root, "rev-parse", "--show-toplevel").strip())
     inner = root.resolve().relative_to(top.resolve())
     with tempfile.TemporaryDirectory(prefix="litscaffold-dry-run-") as scratch:
         clone = Path(scratch) / "clone"
         gitops.git("clone", "-q", str(top), str(clone), cwd=Path(scratch))
         work = clone / inner
-        start = _git_read(work, "rev-parse", "HEAD").strip()
+        # The scratch clone's commits are thrown away: the user's signing setup has no say in them.
+        gitops.git("config", "commit.gpgsign", "false", cwd=clone)
+        start = git_read(work, "rev-parse", "HEAD").strip()
         conflict: UpdateConflict | None = None
         try:
-            _update_parts(work, parts, installed, source, echo=lambda line: None)
+            _update_parts(work, parts, installed, source, lambda line: None, rendered)
         except UpdateConflict as error:
             conflict = error
         gitops.git("add", "-A", "--", ".", cwd=work)

@@ -1,0 +1,117 @@
+"""Shared by the hostile-input, interruption and concurrency tests: a world (a folder holding a
+project and whatever lies beside it), its exact state, and the git states users end up in."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+from conftest import tree_digest
+
+PROJECT = "proj"
+
+
+def git(root: Path, *args: str, check: bool = True) -> str:
+    """Run git; GIT_OPTIONAL_LOCKS=0 so that looking (status) never rewrites the index it compares."""
+    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)}: {proc.stderr}")
+    return proc.stdout
+
+
+def commit_all(root: Path, message: str) -> None:
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "--no-verify", "-m", message)
+
+
+def state(world: Path) -> dict[str, str]:
+    """What a user sees: every file in the world outside .git folders (bytes), and for each repository
+    HEAD, the index file's bytes and what git status says. Git's object store may hold new objects."""
+    seen = {path: digest for path, digest in tree_digest(world).items()
+            if not (f"/{path}/".find("/.git/") >= 0)}
+    for gitdir in sorted(world.rglob(".git")):
+        repo = gitdir.parent
+        name = repo.relative_to(world).as_posix()
+        seen[f"<{name} HEAD>"] = git(repo, "rev-parse", "-q", "--verify", "HEAD", check=False).strip()
+        seen[f"<{name} branch>"] = git(repo, "symbolic-ref", "-q", "HEAD", check=False).strip()
+        index = gitdir / "index"
+        seen[f"<{name} index>"] = hashlib.sha256(index.read_bytes()).hexdigest() if index.is_file() else "-"
+        seen[f"<{name} status>"] = git(repo, "-c", "status.showUntrackedFiles=all", "status", "--porcelain",
+                                       "--ignored", check=False)
+        seen[f"<{name} lock>"] = str(sorted(p.name for p in gitdir.glob("*.lock")))
+    return seen
+
+
+def diverge(root: Path) -> str:
+    """A side branch and the current one each with their own commit; returns the side branch."""
+    start = git(root, "rev-parse", "HEAD").strip()
+    git(root, "checkout", "-q", "-b", "side")
+    (root / "side.txt").write_text("side\n")
+    commit_all(root, "side")
+    git(root, "checkout", "-q", "-")
+    (root / "main.txt").write_text("main\n")
+    commit_all(root, "main")
+    assert git(root, "rev-parse", "HEAD~1").strip() == start
+    return "side"
+
+
+def merge_in_progress(root: Path) -> None:
+    git(root, "merge", "-q", "-s", "ours", "--no-commit", diverge(root))
+
+
+def conflicted_merge(root: Path) -> None:
+    """The user's own merge stopped on a conflict (README.md changed on both sides)."""
+    git(root, "checkout", "-q", "-b", "theirs")
+    (root / "README.md").write_text("theirs\n")
+    commit_all(root, "theirs")
+    git(root, "checkout", "-q", "-")
+    (root / "README.md").write_text("ours\n")
+    commit_all(root, "ours")
+    git(root, "merge", "-q", "theirs", check=False)
+    assert (root / ".git" / "MERGE_HEAD").exists()
+
+
+def rebase_in_progress(root: Path) -> None:
+    (root / "main.txt").write_text("main\n")
+    commit_all(root, "one more")
+    git(root, "rebase", "-x", "false", "HEAD~1", check=False)
+    assert (root / ".git" / "rebase-merge").is_dir()
+
+
+def cherry_pick_in_progress(root: Path) -> None:
+    git(root, "checkout", "-q", "-b", "pick")
+    (root / "README.md").write_text("picked\n")
+    commit_all(root, "to pick")
+    git(root, "checkout", "-q", "-")
+    (root / "README.md").write_text("here\n")
+    commit_all(root, "here")
+    git(root, "cherry-pick", "pick", check=False)
+    assert (root / ".git" / "CHERRY_PICK_HEAD").exists()
+
+
+def failing_signing(root: Path) -> None:
+    git(root, "config", "commit.gpgsign", "true")
+    git(root, "config", "gpg.program", "/bin/false")
+
+
+def failing_ref_hook(root: Path) -> None:
+    """A reference-transaction hook that refuses every ref update (--no-verify does not skip it)."""
+    hook = root / ".git" / "hooks" / "reference-transaction"
+    hook.write_text("#!/bin/sh\n[ \"$1\" = prepared ] && exit 1\nexit 0\n")
+    hook.chmod(0o755)
+
+
+def sleeping_hook(gitdir: Path, counter: Path, marker: Path, nth: int, seconds: float = 1.5) -> None:
+    """post-index-change: on its nth run it touches `marker` and sleeps, holding the command between two
+    of its git steps (DESIGN §7)."""
+    hook = gitdir / "hooks" / "post-index-change"
+    hook.parent.mkdir(parents=True, exist_ok=True)
+    hook.write_text(
+        "#!/bin/sh\n"
+        f"n=$(cat '{counter}' 2>/dev/null || echo 0); n=$((n+1)); echo $n > '{counter}'\n"
+        f"if [ $n -eq {nth} ]; then touch '{marker}'; sleep {seconds}; fi\n"
+    )
+    hook.chmod(0o755)
