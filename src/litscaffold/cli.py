@@ -203,6 +203,7 @@ def update(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the diff it would make; change nothing.")] = False,
     only: Annotated[str | None, typer.Option(
         "--only", help="Update one part: project, model:NAME or dataset:NAME.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the per-file report as JSON for tools.")] = False,
 ) -> None:
     """Bring the project and each component to this litscaffold's template, keeping your edits.
 
@@ -211,12 +212,20 @@ def update(
       litscaffold update --dry-run
       litscaffold update
       litscaffold update --only model:my_net
+      litscaffold update --dry-run --json
     """
     from .project import Project
+    from .report import UpdateReport
     from .updating import update_project
 
     proj = Project.find(project, explicit=project is not None)
-    update_project(proj, dry_run=dry_run, only=only, echo=typer.echo)
+    report = UpdateReport(dry_run=dry_run)
+    try:
+        update_project(proj, dry_run=dry_run, only=only, echo=(lambda line: None) if as_json else typer.echo,
+                       report=report)
+    finally:
+        if as_json:  # also when it stopped at a conflict: the report says where
+            typer.echo(json.dumps(report.as_dict(), indent=2))
 
 
 @app.command("check")

@@ -42,6 +42,8 @@ class UpdateError(LitscaffoldError):
 class UpdateConflict(LitscaffoldError):
     """An update merged with conflicts that the user must resolve."""
 
+    report: object = None  # the UpdateReport of what happened to every file so far
+
 
 class DamagedAnswers(LitscaffoldError):
     """An answers file that cannot be trusted: unreadable, not YAML, or naming a path instead of a name."""

@@ -85,7 +85,8 @@ def merge_notebooks(base_text: str, ours_text: str, theirs_text: str) -> Noteboo
     result["cells"] = merged
     # notebook-level metadata: the project's, plus what the template added
     result["metadata"] = {**theirs.get("metadata", {}), **ours.get("metadata", {})}
-    notes = [f"{conflicts} group(s) of cells changed by both you and the template: both kept, tagged {CONFLICT_TAG}"]
+    notes = [(f"{conflicts} group(s) of cells changed by you and by the template are both kept, tagged "
+             f"{CONFLICT_TAG}")]
     return NotebookMerge(json.dumps(result, indent=1, ensure_ascii=False) + "\n", conflicts,
                          notes if conflicts else [])
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import git as gitops
+from . import merges
 from .errors import UpdateConflict, UpdateError, UsageError
 from .preflight import (
     check_overwrites,
@@ -29,6 +30,8 @@ from .preflight import (
     unmerged,
 )
 from .project import KINDS, PROJECT_ANSWERS, Project, read_answers
+from .report import UpdateReport, combine, outcomes_from_status
+from .report import kept as report_kept
 from .safety import check_git_idle, git_dir, project_lock
 from .template import TemplateSource, current_version, parse_version, tag_of, version_of
 from .transaction import Transaction
@@ -116,29 +119,39 @@ def check_project(project: Project) -> CheckReport:
 # ---- update ----------------------------------------------------------------------------------------
 
 def update_project(project: Project, dry_run: bool = False, only: str | None = None,
-                   echo: Callable[[str], None] = print, source: TemplateSource | None = None) -> None:
+                   echo: Callable[[str], None] = print, source: TemplateSource | None = None,
+                   report: UpdateReport | None = None) -> UpdateReport:
     """Update every part behind the installed template version (or just `only`), keeping edits: all of
-    it committed, or (interrupted, refused by git, ...) the project exactly as it was."""
+    it committed, or (interrupted, refused by git, ...) the project exactly as it was. Returns the report of
+    what happened to every file (also when a conflict stops the update: then it is on the UpdateConflict)."""
     installed = current_version()
     project.require_intact()
     source = source or TemplateSource()
+    report = report or UpdateReport(dry_run=dry_run)
     if dry_run:
         with project_lock(project.root):
             check_git_idle(project.root, git_dir(project.root))
             stale, rendered = _prepare(project, only, source, installed, echo)
             if stale:
-                _dry_run(project.root, stale, installed, source, echo, rendered)
-        return
+                _dry_run(project.root, stale, installed, source, echo, rendered, report)
+        return report
     with Transaction(project.root, "the update") as tx:
         stale, rendered = _prepare(project, only, source, installed, echo)
         if not stale:
-            return
+            return report
         try:
-            _update_parts(project.root, stale, installed, source, echo, rendered, tx=tx)
-        except UpdateConflict:
+            _update_parts(project.root, stale, installed, source, echo, rendered, report, tx=tx)
+        except UpdateConflict as conflict:
             tx.keep()  # the merged files wait for the user; earlier parts are committed
+            report.stopped = conflict.message
+            conflict.report = report
+            for line in report.lines():
+                echo(line)
             raise
+    for line in report.lines():
+        echo(line)
     echo(f"Done: {_names(stale)} now at template {installed}")
+    return report
 
 
 def _prepare(project: Project, only: str | None, source: TemplateSource, installed: str,
@@ -153,19 +166,22 @@ def _prepare(project: Project, only: str | None, source: TemplateSource, install
         return [], {}
     source.ensure()
     check_versions_available(stale, source, installed)
-    rendered = {part.key: _rendered_paths(source, part, installed) for part in stale
+    rendered = {part.key: _renders(source, part, installed) for part in stale
                 if _template_changed(part, source, installed)}
-    for paths in rendered.values():
-        check_overwrites(project.root, paths, installed)
+    for renders in rendered.values():
+        check_overwrites(project.root, set(renders.new), installed)
     return stale, rendered
 
 
-def _rendered_paths(source: TemplateSource, part: Part, installed: str) -> set[str]:
-    """Every file the installed version renders for this part (what copier will write)."""
+def _renders(source: TemplateSource, part: Part, installed: str) -> merges.Renders:
+    """Every file the part's recorded version and the installed version render (what copier merges)."""
     from .render import pristine
 
-    with pristine(source, part.answers, version=installed, answers_file=part.answers_file) as rendered:
-        return {p.relative_to(rendered).as_posix() for p in rendered.rglob("*") if p.is_file() or p.is_symlink()}
+    def files(version: str) -> dict[str, bytes]:
+        with pristine(source, part.answers, version=version, answers_file=part.answers_file) as rendered:
+            return {p.relative_to(rendered).as_posix(): p.read_bytes() for p in rendered.rglob("*") if p.is_file()}
+
+    return merges.Renders(old=files(part.version or installed), new=files(installed))
 
 
 def _names(parts: list[Part]) -> str:
@@ -187,23 +203,35 @@ def _select(parts: list[Part], only: str | None) -> list[Part]:
 
 
 def _update_parts(root: Path, parts: list[Part], installed: str, source: TemplateSource,
-                  echo: Callable[[str], None], rendered: dict[str, set[str]],
+                  echo: Callable[[str], None], rendered: dict[str, merges.Renders], report: UpdateReport,
                   tx: Transaction | None = None) -> None:
     done: list[str] = []
     for part in parts:
         echo(f"Updating {part.label}: template {part.version} -> {installed}")
+        part_report = report.start(part.label, part.version, installed)
         if part.key not in rendered and _record_version(root, part, installed, tx):
             echo("  its template did not change: only the recorded version moves")
             paths = [part.answers_file]
         else:
-            expected = rendered[part.key]
+            renders = rendered[part.key]
+            expected = set(renders.new)
+            before = merges.inspect(root, renders)
             if tx is not None:
                 tx.expect(expected)
             _run_copier(root, part, installed)
-            for kept in _keep_edited_dropped_files(root, part, source):
-                echo(f"  kept {kept}: template {installed} no longer has it, but you changed it; "
-                     "delete it when you no longer need it")
+            kept = _keep_edited_dropped_files(root, part, source)
+
+            def expect(paths: set[str], expected: set[str] = expected) -> None:
+                expected |= paths
+                if tx is not None:
+                    tx.expect(paths)
+
+            special = merges.redo(root, renders, before, expect)
             conflicted = _conflicted(root)
+            status = git_read(root, "-c", "status.showUntrackedFiles=all", "status", "--porcelain", "-z",
+                              "--untracked-files=all", "--no-renames", "--", ".")
+            part_report.files = combine(outcomes_from_status(status, expected, set(conflicted)),
+                                        special + [report_kept(path) for path in kept])
             if conflicted:
                 committed = f"{', '.join(done)} committed, " if done else ""
                 raise UpdateConflict(
@@ -218,6 +246,7 @@ def _update_parts(root: Path, parts: list[Part], installed: str, source: Templat
             gitops.commit_paths(root, paths, message)
         commit = git_read(root, "rev-parse", "--short", "HEAD").strip()
         echo(f"  committed {commit}")
+        part_report.committed = commit
         done.append(part.label)
 
 
@@ -330,7 +359,7 @@ def _committed_bytes(root: Path, relative: str) -> bytes:
 
 
 def _dry_run(root: Path, parts: list[Part], installed: str, source: TemplateSource,
-             echo: Callable[[str], None], rendered: dict[str, set[str]]) -> None:
+             echo: Callable[[str], None], rendered: dict[str, merges.Renders], report: UpdateReport) -> None:
     """The same update in a scratch clone; show its diff, leave the project alone."""
     top = Path(git_read(root, "rev-parse", "--show-toplevel").strip())
     inner = root.resolve().relative_to(top.resolve())
@@ -343,13 +372,19 @@ def _dry_run(root: Path, parts: list[Part], installed: str, source: TemplateSour
         start = git_read(work, "rev-parse", "HEAD").strip()
         conflict: UpdateConflict | None = None
         try:
-            _update_parts(work, parts, installed, source, lambda line: None, rendered)
+            _update_parts(work, parts, installed, source, lambda line: None, rendered, report)
         except UpdateConflict as error:
             conflict = error
         gitops.git("add", "-A", "--", ".", cwd=work)
         diff = gitops.git("diff", "--cached", "--no-color", "--relative", start, "--", ".", cwd=work)
     echo(f"Dry run: updating {_names(parts)} to template {installed} would change:")
     echo(diff.rstrip("\n") or "(no changes)")
+    echo("Dry run: what would happen to each file:")
+    for line in report.lines():
+        echo(line)
+    for part in report.parts:
+        part.committed = None  # the scratch clone's commits are gone
     if conflict is not None:
+        report.stopped = conflict.message
         raise UpdateConflict(f"dry run: {conflict.message.split('; resolve')[0]}; nothing was changed")
     echo("Dry run: nothing was changed; run `litscaffold update` to apply it")

@@ -1,0 +1,86 @@
+"""What an update did (or, with --dry-run, would do) to every file, per part: one report for people and tools."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# The order lines are shown in: what needs the user first.
+STATUSES = ("conflict", "not applied", "kept", "merged", "new", "removed", "kept deleted")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    path: str
+    status: str  # one of STATUSES
+    detail: str = ""
+
+
+@dataclass
+class PartReport:
+    part: str
+    old: str | None
+    new: str
+    files: list[Outcome] = field(default_factory=list)
+    committed: str | None = None
+
+
+@dataclass
+class UpdateReport:
+    dry_run: bool = False
+    parts: list[PartReport] = field(default_factory=list)
+    stopped: str | None = None  # why the update stopped before the end (a conflict), None when it finished
+
+    def start(self, part: str, old: str | None, new: str) -> PartReport:
+        self.parts.append(PartReport(part, old, new))
+        return self.parts[-1]
+
+    def lines(self) -> list[str]:
+        lines = []
+        for part in self.parts:
+            lines.append(f"{part.part}: {part.old} -> {part.new}" + (f" (commit {part.committed})"
+                                                                     if part.committed else ""))
+            order = {status: index for index, status in enumerate(STATUSES)}
+            for outcome in sorted(part.files, key=lambda o: (order.get(o.status, len(order)), o.path)):
+                detail = f": {outcome.detail}" if outcome.detail else ""
+                lines.append(f"  {outcome.status:<12} {outcome.path}{detail}")
+            if not part.files:
+                lines.append("  (only the recorded template version changes)")
+        return lines
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, "stopped": self.stopped,
+                "parts": [{**{key: value for key, value in asdict(part).items() if key != "files"},
+                           "files": [asdict(outcome) for outcome in part.files]} for part in self.parts]}
+
+
+def outcomes_from_status(porcelain: str, expected: set[str], conflicted: set[str]) -> list[Outcome]:
+    """The plain outcomes of a copier update, from `git status --porcelain -z` against HEAD."""
+    outcomes = []
+    for entry in porcelain.split("\0"):
+        if len(entry) < 4:
+            continue
+        code, path = entry[:2], entry[3:]
+        if path in conflicted:
+            outcomes.append(Outcome(path, "conflict", "resolve the <<<<<<< blocks, commit, then run "
+                                                      "`litscaffold update` again"))
+        elif code == "??" or "A" in code:
+            if path in expected:
+                outcomes.append(Outcome(path, "new"))
+        elif "D" in code:
+            outcomes.append(Outcome(path, "removed", "the template no longer has it (you had not changed it)"))
+        elif "M" in code or "U" in code:
+            outcomes.append(Outcome(path, "merged"))
+    return outcomes
+
+
+def kept(path: str) -> Outcome:
+    """A file the new template no longer has, kept because the user changed it."""
+    return Outcome(path, "kept", "the template no longer has it, but you changed it; delete it when you no longer "
+                                 "need it")
+
+
+def combine(plain: list[Outcome], special: list[Outcome]) -> list[Outcome]:
+    """The special outcomes (notebooks, CRLF, deleted or renamed files) replace the plain ones of their path."""
+    replaced = {outcome.path for outcome in special}
+    return [outcome for outcome in plain if outcome.path not in replaced] + special
