@@ -108,6 +108,53 @@ FILES = {
 }
 
 
+# Runs every scenario in one process of the project copy (one import of Lightning instead of one per run):
+# trainer.main and predict.main as `python trainer.py ...` and `python predict.py RUN` run them, each with
+# fresh warning filters, its output captured, and a refusal's exit code kept.
+DRIVER = '''
+import contextlib, io, json, sys, traceback, warnings
+
+import predict
+import trainer
+
+results = {}
+for name, (argv, predict_argv) in json.loads(sys.argv[1]).items():
+    out, err, code, run_dir, output = io.StringIO(), io.StringIO(), 0, None, None
+    with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            run_dir = trainer.main(argv)
+            if run_dir is not None and predict_argv is not None:
+                output = predict.main([str(run_dir), *predict_argv])
+        except SystemExit as stop:
+            code = stop.code
+        except BaseException:
+            traceback.print_exc()
+            code = "traceback"
+    results[name] = {"code": code, "said": out.getvalue() + err.getvalue(), "run_dir": str(run_dir),
+                     "predictions": str(output)}
+print(json.dumps(results))
+'''
+
+RUN = [*QUIET, *TINY]
+SCENARIOS = {
+    # name: (trainer.py flags, predict.py flags or None)
+    "boring": (["--model", "boring", "--dataset", "boring", *RUN], []),
+    "demo": (["--model", "demo", "--dataset", "boring", "--out_dim", "4", "--learning_rate", "0.01", *RUN], []),
+    "manual": (["--model", "manual", "--dataset", "boring_no_len", *RUN], None),
+    "autoencoder": (["--model", "autoencoder", "--dataset", "digits", "--hidden", "32", *RUN], ["--split", "val"]),
+    "monitor_max": (["--model", "autoencoder", "--dataset", "digits", "--monitor", "val_loss", "--monitor_mode", "max",
+                     *RUN], None),
+    "mlp_on_digits": (["--model", "mlp", "--dataset", "digits", *RUN], ["--split", "val"]),
+    "regressor": (["--model", "regressor", "--dataset", "synthetic_regression", "--hidden", "8", *RUN], []),
+    # refused: one line, exit 2, no run folder (these write below save_dir "refusals")
+    "no_class": (["--model", "notes"], None),
+    "two_classes": (["--model", "two"], None),
+    "bare_batches": (["--model", "mlp", "--dataset", "boring"], None),
+    "unknown_monitor": (["--model", "autoencoder", "--dataset", "digits", "--monitor", "acc/val", *RUN], None),
+}
+REFUSED = ("no_class", "two_classes", "bare_batches", "unknown_monitor")
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of this project with the foreign modules dropped into model/ and data/."""
@@ -119,68 +166,73 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
     for path, text in FILES.items():
         (root / path).write_text(text)
+    (root / "drive.py").write_text(DRIVER)
     return root
 
 
-def run(project: Path, script: str, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, script, *argv], cwd=project, capture_output=True, text=True, check=False)
-
-
-def train(project: Path, model: str, dataset: str, *flags: str) -> tuple[Path, str]:
-    """Train through trainer.py; the run directory and what it printed."""
-    result = run(project, "trainer.py", "--model", model, "--dataset", dataset, *QUIET, *TINY, *flags)
+@pytest.fixture(scope="module")
+def runs(project: Path) -> dict[str, dict]:
+    """Every scenario's exit code, output, run folder and predictions file."""
+    scenarios = {name: ([*argv, "--save_dir", str(project / ("refusals" if name in REFUSED else "logs"))], predict)
+                 for name, (argv, predict) in SCENARIOS.items()}
+    result = subprocess.run([sys.executable, "drive.py", json.dumps(scenarios)], cwd=project, capture_output=True,
+                            text=True, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
-    run_dir = Path(result.stdout.split("Run directory: ")[1].split()[0])
-    return run_dir, result.stdout + result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def predictions(project: Path, run_dir: Path, *flags: str) -> list[dict[str, str]]:
-    result = run(project, "predict.py", str(run_dir), *flags)
-    assert result.returncode == 0, result.stderr[-3000:]
-    output = Path(result.stdout.split(" -> ")[1].strip())
-    with output.open() as handle:
+def trained(runs: dict[str, dict], name: str) -> tuple[Path, str]:
+    """The run directory of a scenario that trained, and what it printed."""
+    found = runs[name]
+    assert found["code"] in (0, None), found["said"][-3000:]
+    assert "Traceback" not in found["said"]
+    return Path(found["run_dir"]), found["said"]
+
+
+def predictions(runs: dict[str, dict], name: str) -> list[dict[str, str]]:
+    with Path(runs[name]["predictions"]).open() as handle:
         return list(csv.DictReader(handle))
 
 
-def refused(project: Path, script: str, *argv: str) -> str:
-    """The one line a refused command prints (exit 2, no traceback, no run folder)."""
-    result = run(project, script, *argv)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-    return result.stderr.strip().splitlines()[-1]
+def refusal(runs: dict[str, dict], name: str) -> str:
+    """The one line a refused command printed (exit 2, no traceback)."""
+    found = runs[name]
+    assert found["code"] == 2, found["said"][-3000:]
+    assert "Traceback" not in found["said"]
+    return found["said"].strip().splitlines()[-1]
 
 
-def test_lightning_demo_classes_train_and_predict_unchanged(project: Path) -> None:
-    run_dir, said = train(project, "boring", "boring")
+def test_lightning_demo_classes_train_and_predict_unchanged(runs: dict[str, dict]) -> None:
+    run_dir, said = trained(runs, "boring")
     # BoringModel logs no metric at all: the run says so and keeps its last checkpoint as the best.
-    assert "No loss/val or val_loss to monitor" in said
+    assert "No loss/val or val_loss to monitor (it logs no validation metric)" in said
     info = json.loads((run_dir / "run.json").read_text())
     assert info["model_hparams"] == {} and info["monitor"] == {"metric": None, "mode": "min"}
     assert (run_dir / info["best_checkpoint"]).is_file()
     assert logged_hparams(run_dir) == {"seed": 42.0}  # no base-class optimizer, scheduler, weight_decay
-    rows = predictions(project, run_dir)
+    rows = predictions(runs, "boring")
     assert len(rows) == 64 and list(rows[0]) == ["index", "output_0", "output_1"]  # bare tensors, forward
 
 
-def test_demo_model_takes_its_flags_from_its_signature(project: Path) -> None:
-    run_dir, said = train(project, "demo", "boring", "--out_dim", "4", "--learning_rate", "0.01")
+def test_demo_model_takes_its_flags_from_its_signature(runs: dict[str, dict]) -> None:
+    run_dir, said = trained(runs, "demo")
     assert "out_dim=4" in run_dir.name and "learning_rate=0.01" in run_dir.name  # what differs from the defaults
     hparams = logged_hparams(run_dir)
     assert hparams["out_dim"] == 4 and hparams["learning_rate"] == pytest.approx(0.01)
     assert "DemoModel has no test_step: no test" in said
-    rows = predictions(project, run_dir)
+    rows = predictions(runs, "demo")
     assert len(rows) == 64 and list(rows[0]) == ["index", "output_0", "output_1", "output_2", "output_3"]
 
 
-def test_other_demo_pair_manual_optimization_and_no_len(project: Path) -> None:
-    run_dir, _ = train(project, "manual", "boring_no_len")
+def test_other_demo_pair_manual_optimization_and_no_len(runs: dict[str, dict]) -> None:
+    run_dir, _ = trained(runs, "manual")
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert len(scalars(run_dir, "hp/val_loss")) == 1  # the placeholder only: nothing to monitor
 
 
-def test_documentation_pair_monitors_val_loss_and_records_its_own_metrics(project: Path) -> None:
-    run_dir, said = train(project, "autoencoder", "digits", "--hidden", "32")
-    assert "Monitoring val_loss (min)" in said
+def test_documentation_pair_monitors_val_loss_and_records_its_own_metrics(runs: dict[str, dict]) -> None:
+    run_dir, said = trained(runs, "autoencoder")
+    assert "Monitoring val_loss (min): it picks the best checkpoint and stops early" in said
     # Its per-step train_loss is never logged in 2 batches: Lightning's warning saying why reaches the user.
     assert "smaller than the logging interval" in said
     hparams = logged_hparams(run_dir)
@@ -193,46 +245,41 @@ def test_documentation_pair_monitors_val_loss_and_records_its_own_metrics(projec
     assert [value for _, value in scalars(run_dir, "hp/test_loss")][-1] == pytest.approx(test_loss[-1][1])
     info = json.loads((run_dir / "run.json").read_text())
     assert "val_loss=" in info["best_checkpoint"] and info["monitor"]["metric"] == "val_loss"
-    rows = predictions(project, run_dir, "--split", "val")
+    rows = predictions(runs, "autoencoder")
     assert len(rows) == 32
     assert [name for name in rows[0] if name.startswith("output")] == ["output_0", "output_1", "output_2"]
     assert "class" not in rows[0] and "confidence" not in rows[0]  # an autoencoder is no classifier
 
 
-def test_monitor_flag_chooses_the_metric_and_its_direction(project: Path) -> None:
-    run_dir, said = train(project, "autoencoder", "digits", "--monitor", "val_loss", "--monitor_mode", "max")
+def test_monitor_flag_chooses_the_metric_and_its_direction(runs: dict[str, dict]) -> None:
+    run_dir, said = trained(runs, "monitor_max")
     assert "Monitoring val_loss (max)" in said
     val_loss = [value for _, value in scalars(run_dir, "val_loss")]
     assert [value for _, value in scalars(run_dir, "hp/val_loss")][-1] == pytest.approx(max(val_loss))
 
 
-def test_builtin_model_on_a_foreign_datamodule_reads_its_facts_from_a_batch(project: Path) -> None:
-    run_dir, said = train(project, "mlp", "digits")
+def test_builtin_model_on_a_foreign_datamodule_reads_its_facts_from_a_batch(runs: dict[str, dict]) -> None:
+    run_dir, said = trained(runs, "mlp_on_digits")
     assert "classification, input shape (1, 28, 28), 10 classes" in said
     assert "Monitoring loss/val (min)" in said
     assert len(scalars(run_dir, "loss/val")) == 2
-    rows = predictions(project, run_dir, "--split", "val")
+    rows = predictions(runs, "mlp_on_digits")
     assert "class" in rows[0] and "confidence" in rows[0]
 
 
-def test_foreign_model_on_a_builtin_dataset(project: Path) -> None:
-    run_dir, said = train(project, "regressor", "synthetic_regression", "--hidden", "8")
+def test_foreign_model_on_a_builtin_dataset(runs: dict[str, dict]) -> None:
+    run_dir, said = trained(runs, "regressor")
     assert "Monitoring val_loss (min)" in said
     assert logged_hparams(run_dir)["hidden"] == 8
-    rows = predictions(project, run_dir)
+    rows = predictions(runs, "regressor")
     assert {"x", "target", "output"} <= set(rows[0])
 
 
-def test_what_cannot_train_is_one_line_and_leaves_no_run(project: Path) -> None:
-    logs = project / "refusals"
-    where = ["--save_dir", str(logs)]
-    line = refused(project, "trainer.py", "--model", "notes", *where)
-    assert "model/notes.py defines or imports no LightningModule" in line
-    line = refused(project, "trainer.py", "--model", "two", *where)
+def test_what_cannot_train_is_one_line_and_leaves_no_run(project: Path, runs: dict[str, dict]) -> None:
+    assert "model/notes.py defines or imports no LightningModule" in refusal(runs, "no_class")
+    line = refusal(runs, "two_classes")
     assert "several LightningModule classes (BoringModel, DemoModel)" in line and "__all__" in line
-    line = refused(project, "trainer.py", "--model", "mlp", "--dataset", "boring", *where)
-    assert "add an `info` property to BoringDataModule" in line
-    line = refused(project, "trainer.py", "--model", "autoencoder", "--dataset", "digits", "--monitor", "acc/val",
-                   *QUIET, *TINY, *where)
+    assert "add an `info` property to BoringDataModule" in refusal(runs, "bare_batches")
+    line = refusal(runs, "unknown_monitor")
     assert "--monitor acc/val: the model logs no such validation metric; it logs val_loss" in line
-    assert not logs.exists()
+    assert not (project / "refusals").exists()

@@ -106,7 +106,8 @@ class MetricChoice(Callback):
 def validation_metrics(trainer: pl.Trainer) -> dict[str, Any]:
     """What the model logged in validation (the scalars among trainer.callback_metrics, train ones excepted)."""
     return {name: value for name, value in trainer.callback_metrics.items()
-            if not (torch.is_tensor(value) and value.numel() != 1) and "train" not in name and not name.startswith("hp/")}
+            if not (torch.is_tensor(value) and value.numel() != 1) and "train" not in name
+            and not name.startswith(("hp/", "lr-"))}  # lr-*: LearningRateMonitor's, not the model's
 
 
 def validates(trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:
