@@ -7,6 +7,7 @@ back from the TensorBoard event files; predict.py writes the outputs.
 """
 
 import csv
+import importlib.util
 import json
 import math
 import shutil
@@ -106,6 +107,10 @@ FILES = {
     "data/boring_no_len.py": "from lightning.pytorch.demos.boring_classes import BoringDataModuleNoLen\n",
     "data/digits.py": DIGITS,
 }
+# An older project's module, written against the pytorch_lightning package (a separate copy of Lightning).
+OLD_NAMESPACE = importlib.util.find_spec("pytorch_lightning") is not None
+if OLD_NAMESPACE:
+    FILES["model/old_namespace.py"] = "import pytorch_lightning as pl\n\n\nclass Old(pl.LightningModule):\n    pass\n"
 
 
 # Runs every scenario in one process of the project copy (one import of Lightning instead of one per run):
@@ -151,8 +156,9 @@ SCENARIOS = {
     "two_classes": (["--model", "two"], None),
     "bare_batches": (["--model", "mlp", "--dataset", "boring"], None),
     "unknown_monitor": (["--model", "autoencoder", "--dataset", "digits", "--monitor", "acc/val", *RUN], None),
+    "old_namespace": (["--model", "old_namespace"], None),
 }
-REFUSED = ("no_class", "two_classes", "bare_batches", "unknown_monitor")
+REFUSED = ("no_class", "two_classes", "bare_batches", "unknown_monitor", "old_namespace")
 
 
 @pytest.fixture(scope="module")
@@ -282,4 +288,6 @@ def test_what_cannot_train_is_one_line_and_leaves_no_run(project: Path, runs: di
     assert "add an `info` property to BoringDataModule" in refusal(runs, "bare_batches")
     line = refusal(runs, "unknown_monitor")
     assert "--monitor acc/val: the model logs no such validation metric; it logs val_loss" in line
+    if OLD_NAMESPACE:
+        assert "Old is a pytorch_lightning.LightningModule" in refusal(runs, "old_namespace")
     assert not (project / "refusals").exists()

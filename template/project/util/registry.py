@@ -55,6 +55,11 @@ def discover(package: str, path: Iterable[str], base: type[T], shortcuts: tuple[
                 f"use with __all__ = [{classes[-1].__name__!r}], or move shared parents to a module whose name "
                 "starts with '_'"
             )
+        elif (other := other_namespace(module, base)) is not None:
+            found.unusable[module_name] = (
+                f"{where}: {other.__name__} is a pytorch_lightning.{base.__name__}, and this project trains with "
+                "lightning.pytorch (a separate copy of Lightning); import it as `import lightning.pytorch as pl`"
+            )
         else:
             found.unusable[module_name] = (
                 f"{where} defines or imports no {base.__name__} subclass; a helper module's name starts with '_' "
@@ -84,3 +89,13 @@ def candidates(module: object, base: type, shortcuts: tuple[type, ...] = ()) -> 
     # no other candidate's parent count (`from lightning.pytorch.demos import BoringModel` is one class).
     imported = [cls for cls in classes if not cls.__module__.startswith("lightning.pytorch.core")]
     return [cls for cls in imported if not any(other is not cls and issubclass(other, cls) for other in imported)]
+
+
+def other_namespace(module: object, base: type) -> type | None:
+    """A class of the module built on the `pytorch_lightning` package's copy of `base` (an older project's
+    `import pytorch_lightning as pl`): the Trainer would reject it, so say what to change instead."""
+    for obj in vars(module).values():
+        if inspect.isclass(obj) and any(parent.__name__ == base.__name__ and parent.__module__.startswith(
+                "pytorch_lightning") for parent in obj.__mro__[1:]):
+            return obj
+    return None
