@@ -106,6 +106,10 @@ FILES = {
     "data/boring.py": "from lightning.pytorch.demos.boring_classes import BoringDataModule\n",
     "data/boring_no_len.py": "from lightning.pytorch.demos.boring_classes import BoringDataModuleNoLen\n",
     "data/digits.py": DIGITS,
+    # a predict_step whose output has no row per example
+    "model/total.py": ("from lightning.pytorch.demos.boring_classes import BoringModel\n\n\n"
+                       "class Total(BoringModel):\n    def predict_step(self, batch, batch_idx=0):\n"
+                       "        return self(batch).sum()\n"),
 }
 # An older project's module, written against the pytorch_lightning package (a separate copy of Lightning).
 OLD_NAMESPACE = importlib.util.find_spec("pytorch_lightning") is not None
@@ -157,6 +161,7 @@ SCENARIOS = {
     "bare_batches": (["--model", "mlp", "--dataset", "boring"], None),
     "unknown_monitor": (["--model", "autoencoder", "--dataset", "digits", "--monitor", "acc/val", *RUN], None),
     "old_namespace": (["--model", "old_namespace"], None),
+    "no_rows": (["--model", "total", "--dataset", "boring", *RUN, "--max_epochs", "1"], []),
 }
 REFUSED = ("no_class", "two_classes", "bare_batches", "unknown_monitor", "old_namespace")
 
@@ -279,6 +284,11 @@ def test_foreign_model_on_a_builtin_dataset(runs: dict[str, dict]) -> None:
     assert logged_hparams(run_dir)["hidden"] == 8
     rows = predictions(runs, "regressor")
     assert {"x", "target", "output"} <= set(rows[0])
+
+
+def test_outputs_without_a_row_per_example_are_one_line(runs: dict[str, dict]) -> None:
+    line = refusal(runs, "no_rows")  # trained; predict.py refused
+    assert "Total returns () for a batch of 64 examples, which cannot be written as one row per example" in line
 
 
 def test_what_cannot_train_is_one_line_and_leaves_no_run(project: Path, runs: dict[str, dict]) -> None:
