@@ -90,8 +90,8 @@ def _add_run_flags(group: argparse._ArgumentGroup, defaults: Defaults) -> None:
                        help="Find the largest batch size that fits first (power-of-two search).")
     group.add_argument("--early_stopping_patience", type=flags.converter_for(int | None),
                        default=defaults.early_stopping_patience, metavar="N|none",
-                       help=f"Stop after N validations without {defaults.monitor} improvement; 'none' never stops "
-                            "early.")
+                       help=f"Stop after N validations without improvement of the monitored metric ({defaults.monitor} "
+                            "unless --monitor says otherwise); 'none' never stops early.")
     group.add_argument("--monitor", metavar="NAME",
                        help="Validation metric that picks the best checkpoint and stops early (default: loss/val when "
                             "the model logs it, else val_loss; the run says which in one line).")
