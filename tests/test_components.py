@@ -50,6 +50,17 @@ def test_list_shows_the_built_in_components(project: Path) -> None:
     assert components[("dataset", "synthetic_regression")]["template_version"] == __version__
 
 
+def test_list_names_a_hand_written_module_that_holds_no_class(project: Path) -> None:
+    # Any LightningModule counts, defined or imported (the trainer agrees); a module with no class at all
+    # is listed with the reason, as `python trainer.py --model notes` and the project's tests say it.
+    (project / "model" / "boring.py").write_text("from lightning.pytorch.demos.boring_classes import BoringModel\n")
+    (project / "model" / "notes.py").write_text("TEXT = 'no model here'\n")
+    components = listed(project)
+    assert components[("model", "boring")]["owner"] == "user" and components[("model", "boring")]["problem"] is None
+    assert "defines or imports no class" in components[("model", "notes")]["problem"]
+    assert "model/notes.py: defines or imports no class" in run_cli("list", cwd=project, check=True).stdout
+
+
 def test_add_creates_only_new_files_commits_and_is_listed(project: Path) -> None:
     before = tree_digest(project)
     run_cli("add", "model", "digits", "--blueprint", "convnet", cwd=project / "model", check=True)

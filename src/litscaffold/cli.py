@@ -183,7 +183,8 @@ def list_components(
         typer.echo(json.dumps({
             "project": str(proj.root), "template_version": proj.version,
             "components": [{"kind": c.kind, "name": c.name, "blueprint": c.blueprint,
-                            "template_version": c.version, "owner": c.owner} for c in components],
+                            "template_version": c.version, "owner": c.owner, "problem": c.problem}
+                           for c in components],
             "damaged": [{"answers_file": d.answers_file, "problem": d.message} for d in damaged],
         }, indent=2))
         proj.require_intact()
@@ -194,6 +195,9 @@ def list_components(
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    for c in components:
+        if c.problem:
+            typer.echo(f"{c.module_path}: {c.problem}")
     proj.require_intact()  # the sound components are listed; a damaged answers file is one error line
 
 

@@ -91,10 +91,31 @@ class Component:
     version: str | None  # template version it was rendered with; None when not rendered by us
     owner: str           # "component" (own answers file), "project" (built in) or "user"
     answers_file: str | None = None
+    problem: str | None = None  # why a hand-written module cannot be a component (see module_problem)
 
     @property
     def module_path(self) -> str:
         return f"{PACKAGE_OF[self.kind]}/{self.name}.py"
+
+
+def module_problem(path: Path, kind: str) -> str | None:
+    """Why a hand-written module of model/ or data/ cannot be a component, read from its source (the generator
+    does not import torch): it neither defines nor imports a class. The project's trainer.py says the rest
+    (a class that is no LightningModule, or several)."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError) as error:
+        return f"cannot be read as Python ({error})"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            return None
+        if isinstance(node, ast.ImportFrom) and any(alias.name[:1].isupper() for alias in node.names):
+            return None
+    what = "LightningModule" if kind == "model" else "LightningDataModule"
+    return (f"defines or imports no class, so it is no {kind} (a {what} is); "
+            f"a helper module's name starts with '_'")
 
 
 class Project:
@@ -151,7 +172,8 @@ class Project:
                 if key in BUILTIN:
                     found[key] = Component(kind, module.stem, BUILTIN[key], project_version, "project")
                 else:
-                    found[key] = Component(kind, module.stem, "-", None, "user")
+                    found[key] = Component(kind, module.stem, "-", None, "user",
+                                           problem=module_problem(module, kind))
         return sorted(found.values(), key=lambda c: (KINDS.index(c.kind), c.name))
 
     def component(self, kind: str, name: str) -> Component | None:

@@ -11,7 +11,10 @@ standardization, with the statistics stored in the checkpoint).
 
 Columns: index, the inputs as the model sees them (when an example has at most 16 values), the targets
 (dataset splits, except for reconstruction), then one column per output of the model's predict_step
-("mean", "std", or "class_0", "class_1" ... for outputs with several values per example).
+("mean", "std", or "class_0", "class_1" ... for outputs with several values per example). A model without its
+own predict_step (any LightningModule works: util/foreign.py) is called with the batch's inputs and its outputs
+are written as "output" (or "output_0", "output_1" ...), with "class" and "confidence" only when the dataset
+says it is a classification.
 """
 
 from __future__ import annotations
@@ -22,16 +25,16 @@ import math
 import sys
 from pathlib import Path
 
+import lightning.pytorch as pl
 import torch
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.utils.data import DataLoader, TensorDataset
 
 from data import DATASETS
-from data.base import BaseDataModule
+from data.base import DataInfo
 from model import MODELS
-from model.base import BaseModel
-from util import runs
-
-MAX_INPUT_COLUMNS = 16  # wider inputs (images) are not copied into the CSV
+from util import foreign, runs
+from util.predicting import predict, restore
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,16 +76,21 @@ def find_checkpoint(args: argparse.Namespace) -> tuple[Path, Path]:
     return run_dir, runs.best_checkpoint(run_dir)
 
 
-def split_loader(datamodule: BaseDataModule, split: str, batch_size: int) -> DataLoader:
+def split_loader(datamodule: pl.LightningDataModule, split: str, batch_size: int) -> DataLoader:
     """The split in its stored order (the training loader would shuffle it)."""
     datamodule.prepare_data()
     datamodule.setup("fit" if split in ("train", "val") else "test")
-    loader = {"train": datamodule.train_dataloader, "val": datamodule.val_dataloader,
-              "test": datamodule.test_dataloader}[split]()
+    try:
+        loader = {"train": datamodule.train_dataloader, "val": datamodule.val_dataloader,
+                  "test": datamodule.test_dataloader}[split]()
+    except (NotImplementedError, MisconfigurationException) as error:  # a dataset without that split
+        raise runs.RunError(f"{type(datamodule).__name__} has no {split} split ({error}); choose another --split")
+    if not isinstance(loader, DataLoader) or loader.batch_sampler is None or loader.sampler is None:
+        return loader  # a loader of its own kind: used as it is
     return DataLoader(loader.dataset, batch_size=batch_size, shuffle=False, collate_fn=loader.collate_fn)
 
 
-def inputs_loader(path: Path, columns: str | None, input_shape: tuple[int, ...], datamodule: BaseDataModule,
+def inputs_loader(path: Path, columns: str | None, input_shape: tuple[int, ...], datamodule: pl.LightningDataModule,
                   batch_size: int) -> tuple[DataLoader, list[str], list[list[str]]]:
     """Rows of a CSV file as model inputs, prepared as the dataset prepares its own (`transform_inputs`);
     returns the loader, the column names and the raw rows."""
@@ -103,35 +111,19 @@ def inputs_loader(path: Path, columns: str | None, input_shape: tuple[int, ...],
         values = torch.tensor([[float(row[name]) for name in names] for row in rows], dtype=torch.float32)
     except ValueError as error:
         raise runs.RunError(f"{path}: {error}") from error
-    x = datamodule.transform_inputs(values.reshape(len(rows), *input_shape))
+    transform = getattr(datamodule, "transform_inputs", None)  # BaseDataModule's; a foreign one takes values as they are
+    x = values.reshape(len(rows), *input_shape)
+    x = transform(x) if transform is not None else x
     return DataLoader(TensorDataset(x), batch_size=batch_size), names, [[row[n] for n in names] for row in rows]
 
 
-def _columns(name: str, values: torch.Tensor) -> dict[str, list]:
-    """One CSV column when an example has one value, name_0..name_k when it has several."""
-    flat = values.detach().cpu().reshape(len(values), -1)
-    if flat.shape[1] == 1:
-        return {name: flat[:, 0].tolist()}
-    return {f"{name}_{i}": flat[:, i].tolist() for i in range(flat.shape[1])}
-
-
-@torch.inference_mode()
-def predict(model: BaseModel, loader: DataLoader, device: torch.device, with_inputs: bool,
-            with_targets: bool) -> dict[str, list]:
-    """Run predict_step over the loader; inputs, targets and outputs as named columns."""
-    table: dict[str, list] = {}
-    for batch_idx, batch in enumerate(loader):
-        batch = tuple(part.to(device) for part in batch)
-        columns: dict[str, list] = {}
-        if with_inputs and batch[0][0].numel() <= MAX_INPUT_COLUMNS:
-            columns.update(_columns("x", batch[0]))
-        if with_targets and len(batch) > 1:
-            columns.update(_columns("target", batch[1]))
-        for name, value in model.predict_step(batch, batch_idx).items():
-            columns.update(_columns(name, value))
-        for name, values in columns.items():
-            table.setdefault(name, []).extend(values)
-    return table
+def input_shape(model: pl.LightningModule, data_info: DataInfo | None) -> tuple[int, ...]:
+    """One example's shape, for --inputs: the model's own record of it, else the dataset's `info`."""
+    shape = getattr(model.hparams, "input_shape", None) or (data_info.input_shape if data_info is not None else None)
+    if shape is None:
+        raise runs.RunError("--inputs needs the shape of one example: neither the model (an input_shape "
+                            "hyperparameter) nor the dataset (an `info` property) records it")
+    return tuple(shape)
 
 
 def write_csv(path: Path, table: dict[str, list]) -> int:
@@ -158,21 +150,22 @@ def main(argv: list[str] | None = None) -> Path:
             raise runs.RunError(f"{run_dir} was trained with {' and '.join(missing)}, which is no longer in model/ "
                                 "or data/; restore it (git) or predict with another run")
         device = torch.device(args.device)
-        model = MODELS[info["model"]].load_from_checkpoint(checkpoint, map_location=device)
-        model.eval()
         # The dataset as trained: its hyperparameters and its state (e.g. the statistics it standardizes with).
-        datamodule = DATASETS[info["dataset"]].load_from_checkpoint(checkpoint, map_location="cpu")
+        datamodule = restore(DATASETS[info["dataset"]], checkpoint, info["data_hparams"], None, "cpu")
+        data_info = foreign.declared_info(datamodule)
+        model = restore(MODELS[info["model"]], checkpoint, info["model_hparams"], data_info, device)
+        model.eval()
+        task = getattr(model.hparams, "task", None) or (data_info.task if data_info is not None else None)
         if args.inputs is not None:
-            loader, names, raw = inputs_loader(args.inputs, args.columns, tuple(model.hparams.input_shape),
+            loader, names, raw = inputs_loader(args.inputs, args.columns, input_shape(model, data_info),
                                                datamodule, args.batch_size)
             # the file's own columns (names and text as given), then the predictions
             inputs = {name: [row[i] for row in raw] for i, name in enumerate(names)}
-            table = inputs | predict(model, loader, device, with_inputs=False, with_targets=False)
+            table = inputs | predict(model, loader, device, with_inputs=False, with_targets=False, task=task)
             default_output = run_dir / f"predictions-{args.inputs.stem}.csv"
         else:
             loader = split_loader(datamodule, args.split, args.batch_size)
-            table = predict(model, loader, device, with_inputs=True,
-                            with_targets=model.hparams.task != "reconstruction")
+            table = predict(model, loader, device, with_inputs=True, with_targets=task != "reconstruction", task=task)
             default_output = run_dir / f"predictions-{args.split}.csv"
         output = args.output or default_output
         rows = write_csv(output, table)

@@ -11,5 +11,8 @@ model or a dataset):
     resume.py    exact resume: last.ckpt every validation, event files cut back, Ctrl-C and SIGTERM saved
     tuning.py    --scale_batch_size and --lr_find
     progress.py  the progress bar
-    registry.py  discovery behind model/ and data/
+    registry.py  discovery behind model/ and data/ (any LightningModule / LightningDataModule)
+    foreign.py   plain Lightning classes used as they are: optional data wiring, their own HPARAMS
+    monitor.py   which validation metric picks the best checkpoint and stops early (what the model logs)
+    predicting.py  predict.py for any model: restoring it, its outputs as CSV columns
 """

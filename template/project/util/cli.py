@@ -90,8 +90,13 @@ def _add_run_flags(group: argparse._ArgumentGroup, defaults: Defaults) -> None:
                        help="Find the largest batch size that fits first (power-of-two search).")
     group.add_argument("--early_stopping_patience", type=flags.converter_for(int | None),
                        default=defaults.early_stopping_patience, metavar="N|none",
-                       help=f"Stop after N validations without {defaults.monitor} improvement; 'none' never stops "
-                            "early.")
+                       help=f"Stop after N validations without improvement of the monitored metric ({defaults.monitor} "
+                            "unless --monitor says otherwise); 'none' never stops early.")
+    group.add_argument("--monitor", metavar="NAME",
+                       help="Validation metric that picks the best checkpoint and stops early (default: loss/val when "
+                            "the model logs it, else val_loss; the run says which in one line).")
+    group.add_argument("--monitor_mode", choices=("min", "max"), default="min",
+                       help="Whether a lower or a higher --monitor value is better.")
     group.add_argument("--swa", action="store_true", help="Stochastic weight averaging over the last epochs.")
     group.add_argument("--swa_lrs", type=float, metavar="LR", help="SWA learning rate (default: the model's lr).")
     group.add_argument("--csv", action=argparse.BooleanOptionalAction, default=defaults.csv,
@@ -156,6 +161,9 @@ def parse_args(argv: list[str] | None, defaults: Defaults) -> Setup:
 
     model_name = known.model or defaults.model
     data_name = known.dataset or defaults.dataset
+    for flag, name, registry in (("--model", model_name, MODELS), ("--dataset", data_name, DATASETS)):
+        if name in registry.unusable:  # a file that is there but holds no usable class: say why
+            build_parser(defaults, None, None)[0].error(f"{flag} {name}: {registry.unusable[name]}")
     if model_name not in MODELS or data_name not in DATASETS:
         build_parser(defaults, None, None)[0].parse_args(argv)  # argparse reports the invalid choice and exits
     parser, trainer_flags, model_flags, data_flags = build_parser(defaults, model_name, data_name)

@@ -22,37 +22,50 @@ from data import DATASETS
 from data.base import BaseDataModule, DataInfo
 from model import MODELS
 from model.base import BaseModel, ConfigurationError
-from util import hparams, naming, resume, runs, tuning
+from util import foreign, hparams, naming, resume, runs, tuning
 from util.cli import Setup
 
 TRAINER_ERRORS = (MisconfigurationException, ValueError, TypeError, ImportError)  # what Trainer() raises on a bad flag
 
-# Metrics are logged once per epoch (model/base.py), so Lightning's advice to lower log_every_n_steps
-# for datasets with few batches is noise; it only matters to per-step logging.
-warnings.filterwarnings("ignore", message="The number of training batches .* is smaller than the logging interval")
+# The project's models log once per epoch (model/base.py), so Lightning's advice to lower log_every_n_steps
+# for datasets with few batches is noise to them; build_model silences it for those only. A model that logs
+# per step needs it: it says why its training metrics never reach TensorBoard.
+FEW_BATCHES_WARNING = "The number of training batches .* is smaller than the logging interval"
 
 
-def load_data(setup: Setup) -> tuple[BaseDataModule, DataInfo]:
-    """The datamodule and its facts; a missing file or column is a one-line error, not a traceback."""
+def load_data(setup: Setup) -> tuple[pl.LightningDataModule, DataInfo | None]:
+    """The datamodule and its facts (None when neither it declares them nor the model needs them: util/foreign.py);
+    a missing file or column is a one-line error, not a traceback."""
     try:
         datamodule = DATASETS[setup.data_name](**setup.data_hparams)
-        info = datamodule.info
-        if naming.launched_rank_is_zero():  # other ranks may start before rank 0 has prepared the data
+        info = foreign.declared_info(datamodule)
+        needed = info is None and foreign.needs_info(MODELS[setup.model_name])
+        if naming.launched_rank_is_zero() or needed:  # other ranks may start before rank 0 has prepared the data
             # Read the data now rather than inside fit; datasets set up once, so Lightning's call is free.
             datamodule.prepare_data()
             datamodule.setup("fit")
+        if needed:
+            info = foreign.info_from_batch(datamodule, setup.data_name)
+    except foreign.DataError as error:
+        setup.error(str(error))
     except (ValueError, OSError) as error:
         setup.error(f"dataset {setup.data_name!r}: {error}")
     return datamodule, info
 
 
-def build_model(setup: Setup, info: DataInfo) -> BaseModel:
-    """The model, wired to the dataset's facts; an incompatible pair is refused before anything is written."""
-    why = MODELS[setup.model_name].incompatibility(info)
-    if why:
-        setup.error(f"model {setup.model_name!r} cannot train on dataset {setup.data_name!r}: {why}")
-    model = MODELS[setup.model_name](input_shape=info.input_shape, num_outputs=info.num_outputs, task=info.task,
-                                     **setup.model_hparams)
+def build_model(setup: Setup, info: DataInfo | None) -> pl.LightningModule:
+    """The model, wired to the dataset's facts it takes; an incompatible pair is refused before anything is
+    written. Any LightningModule works (util/foreign.py); a BaseModel also checks the pair and logs HPARAMS."""
+    cls = MODELS[setup.model_name]
+    if issubclass(cls, BaseModel):
+        why = cls.incompatibility(info)
+        if why:
+            setup.error(f"model {setup.model_name!r} cannot train on dataset {setup.data_name!r}: {why}")
+        warnings.filterwarnings("ignore", message=FEW_BATCHES_WARNING)
+    try:
+        model = foreign.build(cls, info, setup.model_hparams)
+    except (TypeError, ValueError) as error:  # e.g. a required argument without a flag type
+        setup.error(f"model {setup.model_name!r}: {error}")
     model.run_hparams = {"seed": setup.args.seed}
     return model
 
@@ -187,6 +200,10 @@ def test_best(setup: Setup, trainer: pl.Trainer, model: BaseModel, datamodule: B
               run_dir: Path | None, trainer_kwargs: dict[str, Any]) -> None:
     """Test the best checkpoint (with --swa: the averaged weights) and record it in run.json."""
     if trainer.interrupted or trainer_kwargs.get("limit_test_batches", 1) == 0:
+        return
+    if (why := foreign.untestable(model, datamodule)) is not None:
+        if trainer.is_global_zero:
+            print(why)
         return
     checkpoint = trainer.checkpoint_callback
     best = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""

@@ -12,8 +12,9 @@ from typing import Any
 from util.flags import choices_help, converter_for, metavar_for, signature_with_hints
 from util.helptext import arg_docs, comment_docs
 
-# Lightning's own base classes end the walk up the MRO: their __init__ takes no hyperparameters.
-_FRAMEWORK_PREFIXES = ("lightning.", "torch.", "builtins")
+# Lightning's own base classes end the walk up the MRO: their __init__ takes no hyperparameters. (Classes that
+# Lightning ships as examples, lightning.pytorch.demos, are user classes like any other: their arguments count.)
+_FRAMEWORK_PREFIXES = ("lightning.pytorch.core", "lightning.fabric", "pytorch_lightning.core", "torch.", "builtins")
 
 @dataclass(frozen=True)
 class HParam:
@@ -36,7 +37,7 @@ def init_parameters(cls: type) -> list[tuple[inspect.Parameter, Any, type]]:
     for klass in cls.__mro__:
         if "__init__" not in vars(klass):
             continue
-        if klass.__module__.startswith(_FRAMEWORK_PREFIXES):
+        if klass.__module__.startswith(_FRAMEWORK_PREFIXES) and klass is not cls:
             break
         signature, hints = signature_with_hints(klass.__init__)
         own, forwards = [], False
