@@ -16,7 +16,7 @@ from .template import TemplateSource, current_version, parse_version
 
 BLUEPRINTS = {
     "model": ("mlp", "deep-normal", "convnet", "autoencoder", "blank"),
-    "dataset": ("synthetic-regression", "synthetic-images", "mnist", "csv"),
+    "dataset": ("synthetic-regression", "synthetic-images", "mnist", "csv", "image-folder", "arrays"),
 }
 DEFAULT_BLUEPRINT = {"model": "mlp", "dataset": "synthetic-regression"}
 
