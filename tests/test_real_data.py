@@ -35,8 +35,6 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for kind, name, blueprint in [("dataset", "table", "csv"), ("dataset", "pictures", "image-folder"),
                                   ("dataset", "arrays", "arrays"), ("model", "convnet", "convnet")]:
         run_cli("add", kind, name, "--blueprint", blueprint, cwd=project, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
-    subprocess.run(["git", "commit", "-qm", "datasets"], cwd=project, check=True)
     return project
 
 
