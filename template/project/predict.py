@@ -186,6 +186,12 @@ def main(argv: list[str] | None = None) -> Path:
             table = predict(model, loader, device, with_inputs=True,
                             with_targets=model.hparams.task != "reconstruction")
             default_output = run_dir / f"predictions-{args.split}.csv"
+        target_std = getattr(datamodule, "target_std", None)  # a dataset that standardized its targets (csv)
+        if target_std is not None:  # predictions and targets back in the target's own units
+            scale, shift = float(target_std.flatten()[0]), float(datamodule.target_mean.flatten()[0])
+            for name in ("prediction", "mean", "target", "std"):
+                if name in table:
+                    table[name] = [value * scale + (0.0 if name == "std" else shift) for value in table[name]]
         class_names = list(getattr(datamodule, "class_names", []) or [])
         if class_names and "class" in table:  # the dataset knows what its class ids mean: write the names
             table["class"] = [class_names[int(i)] for i in table["class"]]
