@@ -114,7 +114,7 @@ def test_real_tables_with_default_flags_match_a_linear_model(project: Path, load
 def test_table_mistakes_are_one_line_each(project: Path) -> None:
     # Header names with spaces and \r are cleaned; a constant column gets a scale of 1 and trains.
     path = project / "messy.csv"
-    path.write_text(" a ,b\r,colour , label \r\n" + "".join(
+    path.write_text(" a , b ,colour, label \r\n" + "".join(
         f"{i},{i % 3},{('red', 'blue')[i % 2]},{2 * i + 1}\r\n" for i in range(60)))
     line = refused(project, "--dataset", "table", "--path", "messy.csv", "--target", "label",
                    "--features", "a,label")
@@ -155,7 +155,7 @@ def make_pictures(root: Path, per_class: int, seed: int) -> None:
 def test_a_folder_of_pictures_trains_the_convnet_and_predicts_new_files(project: Path, tmp_path: Path) -> None:
     make_pictures(project / "pictures", per_class=30, seed=0)
     run_dir = train(project, "--model", "convnet", "--dataset", "pictures", "--path", "pictures",
-                    "--image_size", "16", "--max_epochs", "15", "--augment")
+                    "--image_size", "16", "--max_epochs", "15", "--augment", "true")
     make_pictures(tmp_path / "new", per_class=4, seed=1)
     rows = predictions(project, str(run_dir), "--inputs", str(tmp_path / "new"))
     assert len(rows) == 12 and set(rows[0]) == {"index", "file", "class", "confidence"}

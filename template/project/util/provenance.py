@@ -124,7 +124,7 @@ def _untracked_patch(root: Path, paths: list[str]) -> tuple[str, list[str]]:
         except (OSError, ValueError):  # UnicodeDecodeError is a ValueError: a binary file
             skipped.append(name)
             continue
-        lines = text.splitlines(keepends=True)
+        lines = re.findall(r"[^\n]*\n|[^\n]+", text)  # split at \n only: a \r stays inside its line, as git sees it
         if not lines:  # an empty new file: git's patch for it has no hunk and no ---/+++ lines
             parts.append(f"diff --git a/{name} b/{name}\nnew file mode 100644\n")
             continue
