@@ -14,7 +14,7 @@ from conftest import assert_refused, run_cli, tree_digest
 from litscaffold import __version__
 
 MODEL_BLUEPRINTS = ["mlp", "deep-normal", "convnet", "autoencoder", "blank"]
-DATASET_BLUEPRINTS = ["synthetic-regression", "synthetic-images", "mnist", "csv"]
+DATASET_BLUEPRINTS = ["synthetic-regression", "synthetic-images", "mnist", "csv", "image-folder", "arrays"]
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_remove_refuses_edited_components_unless_forced(project: Path) -> None:
         (["add", "model", "My-Net"], "not a module name"),
         (["add", "model", "2net"], "not a module name"),
         (["add", "model", "net", "--blueprint", "resnet"], "mlp, deep-normal, convnet, autoencoder, blank"),
-        (["add", "dataset", "d", "--blueprint", "imagenet"], "synthetic-regression, synthetic-images, mnist, csv"),
+        (["add", "dataset", "d", "--blueprint", "imagenet"], "synthetic-regression, synthetic-images, mnist, csv, image-folder, arrays"),
         (["remove", "model", "nothing"], "no model named 'nothing'"),
         (["remove", "model", "mlp"], "part of the project template"),
         (["remove", "gadget", "x"], "use model or dataset"),

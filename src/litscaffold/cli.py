@@ -128,7 +128,8 @@ def add_model(
 def add_dataset(
     name: Annotated[str, typer.Argument(help="Module name, e.g. sales (becomes data/sales.py and --dataset sales).")],
     blueprint: Annotated[str | None, typer.Option(
-        "--blueprint", "-b", help="synthetic-regression (default), synthetic-images, mnist or csv.")] = None,
+        "--blueprint", "-b",
+        help="synthetic-regression (default), synthetic-images, mnist, csv, image-folder or arrays.")] = None,
     project: ProjectOption = None,
 ) -> None:
     """Add data/NAME.py from a blueprint; the trainer, the tests and `list` see it at once.

@@ -26,7 +26,7 @@ from .transaction import Transaction
 
 BLUEPRINTS = {
     "model": ("mlp", "deep-normal", "convnet", "autoencoder", "blank"),
-    "dataset": ("synthetic-regression", "synthetic-images", "mnist", "csv"),
+    "dataset": ("synthetic-regression", "synthetic-images", "mnist", "csv", "image-folder", "arrays"),
 }
 DEFAULT_BLUEPRINT = {"model": "mlp", "dataset": "synthetic-regression"}
 

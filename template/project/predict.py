@@ -7,7 +7,9 @@
 
 With --inputs, each row holds one example's raw input values, as the dataset's own files hold them; the
 dataset prepares them as it prepared its training data (its `transform_inputs`, e.g. the csv blueprint's
-standardization, with the statistics stored in the checkpoint).
+standardization, with the statistics stored in the checkpoint). A dataset with its own `read_inputs(path)`
+reads --inputs itself: the csv blueprint picks its feature columns by name, the image-folder blueprint
+reads a folder of images (one row per file).
 
 Columns: index, the inputs as the model sees them (when an example has at most 16 values), the targets
 (dataset splits, except for reconstruction), then one column per output of the model's predict_step
@@ -33,7 +35,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from data import DATASETS
 from data.base import DataInfo
 from model import MODELS
-from util import foreign, runs
+from util import foreign, provenance, runs
 from util.predicting import predict, restore
 
 
@@ -45,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("run", metavar="RUN_DIR|CHECKPOINT|last",
                         help="A run folder (uses its best checkpoint), a .ckpt file inside one, or 'last'.")
     parser.add_argument("--split", choices=("train", "val", "test"), default="test", help="Dataset split to predict.")
-    parser.add_argument("--inputs", type=Path, metavar="CSV",
-                        help="Predict these rows instead of a split: one example per row, its values in order.")
+    parser.add_argument("--inputs", type=Path, metavar="CSV|DIR",
+                        help="Predict these rows instead of a split: one example per row, its values in order "
+                        "(or what the dataset's read_inputs reads, e.g. a folder of images).")
     parser.add_argument("--columns", metavar="A,B,...", help="With --inputs: the input columns (default: all).")
     parser.add_argument("--output", type=Path, help="CSV to write (default: <run>/predictions-<split>.csv, or "
                         "<run>/predictions-<name of the --inputs file>.csv).")
@@ -156,7 +159,16 @@ def main(argv: list[str] | None = None) -> Path:
         model = restore(MODELS[info["model"]], checkpoint, info["model_hparams"], data_info, device)
         model.eval()
         task = getattr(model.hparams, "task", None) or (data_info.task if data_info is not None else None)
-        if args.inputs is not None:
+        print(provenance.summary(run_dir))
+        read_inputs = getattr(datamodule, "read_inputs", None)  # a dataset that reads new examples itself
+        if args.inputs is not None and read_inputs is not None:
+            if not args.inputs.exists():
+                raise runs.RunError(f"--inputs {args.inputs}: no such file or folder")
+            x, inputs = read_inputs(args.inputs)
+            loader = DataLoader(TensorDataset(x), batch_size=args.batch_size)
+            table = inputs | predict(model, loader, device, with_inputs=False, with_targets=False, task=task)
+            default_output = run_dir / f"predictions-{args.inputs.stem}.csv"
+        elif args.inputs is not None:
             loader, names, raw = inputs_loader(args.inputs, args.columns, input_shape(model, data_info),
                                                datamodule, args.batch_size)
             # the file's own columns (names and text as given), then the predictions
@@ -167,6 +179,17 @@ def main(argv: list[str] | None = None) -> Path:
             loader = split_loader(datamodule, args.split, args.batch_size)
             table = predict(model, loader, device, with_inputs=True, with_targets=task != "reconstruction", task=task)
             default_output = run_dir / f"predictions-{args.split}.csv"
+        target_std = getattr(datamodule, "target_std", None)  # a dataset that standardized its targets (csv)
+        if target_std is not None:  # predictions and targets back in the target's own units
+            scale, shift = float(target_std.flatten()[0]), float(datamodule.target_mean.flatten()[0])
+            for name in ("prediction", "mean", "target", "std"):
+                if name in table:
+                    table[name] = [value * scale + (0.0 if name == "std" else shift) for value in table[name]]
+        class_names = list(getattr(datamodule, "class_names", []) or [])
+        if class_names and "class" in table:  # the dataset knows what its class ids mean: write the names
+            table["class"] = [class_names[int(i)] for i in table["class"]]
+            if "target" in table:
+                table["target"] = [class_names[int(i)] for i in table["target"]]
         output = args.output or default_output
         rows = write_csv(output, table)
     except (runs.RunError, OSError, ValueError) as error:  # a missing file or column: one line, no traceback

@@ -112,3 +112,16 @@ def random_splits(
     if len(train) == 0:
         raise ValueError(f"{len(x)} examples are too few to split into train, validation and test")
     return TensorDataset(x[train], y[train]), TensorDataset(x[val], y[val]), TensorDataset(x[test], y[test])
+
+
+def standardization(train_x: Tensor, dims: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+    """Mean and scale over `dims` of the training examples, kept with keepdim so they broadcast over a batch.
+
+    A value constant in training (a border pixel, a column of one value) gets a scale of 1, as in
+    scikit-learn's StandardScaler: dividing by its ~0 spread would turn the first validation example that
+    differs into values of ~1e8 and wreck the validation loss.
+    """
+    mean = train_x.mean(dim=dims, keepdim=True)
+    std = train_x.std(dim=dims, keepdim=True, correction=0)
+    constant = std <= 1e-6 * (1 + mean.abs())
+    return mean.squeeze(0), torch.where(constant, torch.ones_like(std), std).squeeze(0)

@@ -22,7 +22,7 @@ from data import DATASETS
 from data.base import BaseDataModule, DataInfo
 from model import MODELS
 from model.base import BaseModel, ConfigurationError
-from util import foreign, hparams, naming, resume, runs, tuning
+from util import foreign, hparams, naming, provenance, resume, runs, tuning
 from util.cli import Setup
 
 TRAINER_ERRORS = (MisconfigurationException, ValueError, TypeError, ImportError)  # what Trainer() raises on a bad flag
@@ -160,7 +160,8 @@ def prepare_run_dir(setup: Setup, trainer_kwargs: dict[str, Any]) -> Path | None
 
 
 def record_run(setup: Setup, trainer: pl.Trainer, run_dir: Path | None, finder: Any) -> None:
-    """run.json (what was trained: for --resume, predict.py and the notebook) and the lr_find plot."""
+    """run.json (what was trained: for --resume, predict.py and the notebook), provenance.json (what code, packages
+    and command produced it: util/provenance.py) and the lr_find plot."""
     if run_dir is None or not trainer.is_global_zero or setup.resume_dir is not None:
         return
     runs.write_run_info(run_dir, {
@@ -169,6 +170,7 @@ def record_run(setup: Setup, trainer: pl.Trainer, run_dir: Path | None, finder: 
         "seed": setup.args.seed, "argv": setup.argv, "best_checkpoint": None,
         "started": time.time(), "name": setup.args.name, "version": run_dir.name,
     })
+    provenance.record(run_dir, setup.argv)
     if finder is not None:
         tuning.save_lr_plot(finder, setup.model_hparams["lr"], run_dir / "lr_find.png")
 
