@@ -429,3 +429,36 @@ def test_interrupted_new_project_keeps_an_empty_folder_empty(tmp_path: Path) -> 
     assert "no project was created" in line and not (tmp_path / "p").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "gitconfig"]
     os.environ.get("HOME")  # the cache lives in the session's home, not here
+
+
+def _full_disk_at(limit: int):
+    """No file may grow past `limit` bytes: writes fail as on a full disk (EFBIG instead of ENOSPC)."""
+    def limit_writes() -> None:
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return limit_writes
+
+
+@pytest.mark.parametrize(("args", "old"), [(("add", "model", "x"), False), (("remove", "model", "my_net", "--force"), False),
+                                           (("update",), True)], ids=["add", "remove", "update"])
+def test_a_full_disk_leaves_the_project_as_it_was_or_the_change_whole(args: tuple[str, ...], old: bool,
+                                                                       request: pytest.FixtureRequest) -> None:
+    import sys
+
+    world: Path = request.getfixturevalue("old_world" if old else "world")
+    root = world / PROJECT
+    failed = 0
+    for limit in (1024, 4096, 16384):
+        before = state(world)
+        proc = subprocess.run([sys.executable, "-m", "litscaffold", *args], cwd=root, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, preexec_fn=_full_disk_at(limit), timeout=300)
+        if proc.returncode == 0:
+            break
+        failed += 1
+        line = assert_one_line_error(proc, 1)
+        assert "internal error" not in line
+        assert state(world) == before, (limit, line)
+    assert failed >= 1

@@ -273,8 +273,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except OSError as error:  # the machine said no (disk full, permissions, a name too long)
         where = f" {error.filename}" if error.filename else ""
-        typer.echo(f"error: cannot use{where}: {(error.strerror or str(error)).lower()}; free some space or fix "
-                   "the permissions and run it again", err=True)
+        reason = (error.strerror or str(error) or type(error).__name__).strip().splitlines()[0].lower()
+        typer.echo(f"error: cannot use{where}: {reason}; free some space or fix the permissions and run it again",
+                   err=True)
         return 1
     except click_errors.ClickException as error:
         typer.echo(f"error: {error.format_message()}", err=True)

@@ -148,11 +148,12 @@ class TemplateSource:
 
     def require(self, version: str, what: str) -> None:
         """Refuse in one line when the history does not hold `version` (`what` says who asked for it)."""
-        if version not in self.versions():
+        known = self.versions()
+        if version not in known:
             raise TemplateError(
                 f"{what}, which this litscaffold's template history does not hold (it has "
-                f"{', '.join(self.versions()) or 'none'}); run `pip install 'litscaffold>={version}'`, "
-                "or restore the answers file from git"
+                f"{', '.join(known) or 'none'}); install the litscaffold that made it "
+                f"(`pip install 'litscaffold=={version}'`), or restore the answers file from git"
             )
 
     def versions(self) -> list[str]:
