@@ -27,6 +27,8 @@ from hostile_helpers import (
     state,
 )
 
+from litscaffold import __version__
+
 COMPONENT = ".copier-answers.model-my_net.yml"
 
 
@@ -236,6 +238,8 @@ CASES += [
     Case("unknown-version-remove", set_answer("_commit", "v0.0.3", COMPONENT), ("remove", "model", "my_net"), 1,
          "does not hold"),
     Case("unknown-version-update", set_answer("_commit", "v0.0.3"), ("update",), 1, "does not hold"),
+    Case("unknown-version-list", set_answer("_commit", "v0.0.3", COMPONENT), ("list",), 1, "does not hold"),
+    Case("unknown-version-check", set_answer("_commit", "v0.0.3"), ("check",), 1, "does not hold"),
     Case("garbage-version-update", set_answer("_commit", "'--upload-pack=x'"), ("update",), 1, "records no template"),
     # paths leading out through symlinks
     Case("model-folder-symlinked-out", symlink_out("model"), ("add", "model", "x"), 1, "outside the project"),
@@ -331,7 +335,7 @@ def test_untracked_user_files_are_never_committed_by_add(world: Path) -> None:
     assert (root / "notes.txt").read_text() == "mine, not committed\n"
 
 
-@pytest.mark.parametrize("damage", ["objects", "repo-is-a-file", "git-is-a-file"])
+@pytest.mark.parametrize("damage", ["objects", "repo-is-a-file", "git-is-a-file", "tag-deleted"])
 def test_a_damaged_cache_heals(world: Path, tmp_path: Path, damage: str) -> None:
     from litscaffold.template import TemplateSource
 
@@ -342,6 +346,8 @@ def test_a_damaged_cache_heals(world: Path, tmp_path: Path, damage: str) -> None
     if damage == "objects":
         for pack in (repo / ".git" / "objects" / "pack").iterdir():
             pack.unlink()
+    elif damage == "tag-deleted":
+        git(repo, "tag", "-d", f"v{__version__}")
     elif damage == "repo-is-a-file":
         shutil.rmtree(repo)
         repo.write_text("oops\n")
@@ -398,7 +404,7 @@ def test_answer_values_from_hypothesis_render_valid_toml_or_are_refused(tmp_path
     source = TemplateSource().ensure()
     counter = iter(range(10**6))
 
-    @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.text(min_size=1, max_size=30), st.sampled_from(["description", "author_name"]))
     def check(value: str, key: str) -> None:
         try:
@@ -451,7 +457,7 @@ def test_a_full_disk_leaves_the_project_as_it_was_or_the_change_whole(args: tupl
     world: Path = request.getfixturevalue("old_world" if old else "world")
     root = world / PROJECT
     failed = 0
-    for limit in (1024, 4096, 16384):
+    for limit in (2048, 16384):
         before = state(world)
         proc = subprocess.run([sys.executable, "-m", "litscaffold", *args], cwd=root, capture_output=True, text=True,
                               stdin=subprocess.DEVNULL, preexec_fn=_full_disk_at(limit), timeout=300)

@@ -187,6 +187,7 @@ def list_components(
             "damaged": [{"answers_file": d.answers_file, "problem": d.message} for d in damaged],
         }, indent=2))
         proj.require_intact()
+        proj.require_known_versions(__version__)
         return
     typer.echo(f"{proj.root.name}: template {proj.version or 'unknown'}")
     rows = [("KIND", "NAME", "BLUEPRINT", "TEMPLATE", "FROM")] + [
@@ -195,6 +196,7 @@ def list_components(
     for row in rows:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     proj.require_intact()  # the sound components are listed; a damaged answers file is one error line
+    proj.require_known_versions(__version__)
 
 
 @app.command("update")
@@ -241,6 +243,7 @@ def check(
         for line in report.lines():
             typer.echo(line)
     proj.require_intact()
+    proj.require_known_versions(__version__)
     raise typer.Exit(1 if report.behind else 0)
 
 

@@ -124,7 +124,13 @@ class TemplateSource:
                 return False
         except OSError:
             return False
-        return _healthy_repo(self.repo)
+        if not _healthy_repo(self.repo):
+            return False
+        tags = self.repo / ".git" / "litscaffold-tags"  # a tag deleted by hand is damage too
+        try:
+            return set(tags.read_text().split()) <= set(git("tag", "--list", "v*", cwd=self.repo).split())
+        except (OSError, LitscaffoldError):
+            return False
 
     def _rebuild(self, digest: str) -> None:
         """Fill the cache from the bundle, starting over when what is there is not a healthy copy."""
@@ -144,6 +150,7 @@ class TemplateSource:
         except LitscaffoldError as error:  # a git failure in the cache: say which folder to delete
             raise TemplateError(f"cannot fill the template cache {self.repo} ({error.message}); "
                                 f"delete that folder, or set LITSCAFFOLD_CACHE_DIR to another one") from None
+        (self.repo / ".git" / "litscaffold-tags").write_text("\n".join(git("tag", "--list", "v*", cwd=self.repo).split()))
         marker.write_text(digest)
 
     def require(self, version: str, what: str) -> None:
