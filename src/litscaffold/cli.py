@@ -232,8 +232,8 @@ def check(
     Example (CI):
       litscaffold check || echo "run litscaffold update"
     """
+    from .checking import check_project
     from .project import Project
-    from .updating import check_project
 
     proj = Project.find(project, explicit=project is not None)
     report = check_project(proj)
@@ -254,6 +254,15 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def _interrupted() -> str:
+    """A Ctrl-C that no transaction reported: before any write, or after one finished whole."""
+    completed = sys.modules.get("litscaffold.transaction")
+    done = getattr(completed, "COMPLETED", [])
+    if done:
+        return f"interrupted after {done[-1]} was done whole (nothing is half-written)"
+    return "interrupted before anything was written"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: every error a user can cause ends as one line and an exit code."""
     from .safety import sigterm_is_ctrl_c
@@ -272,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"error: {error.format_message()}{hint}", err=True)
         return 2
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo("error: interrupted before anything was written", err=True)
+        typer.echo(f"error: {_interrupted()}", err=True)
         return 130
     except OSError as error:  # the machine said no (disk full, permissions, a name too long)
         where = f" {error.filename}" if error.filename else ""
@@ -290,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                    "and report the traceback", err=True)
         return 1
     if code == 130:  # typer turns Ctrl-C into a silent exit code; renders clean up after themselves
-        typer.echo("error: interrupted before anything was written", err=True)
+        typer.echo(f"error: {_interrupted()}", err=True)
     return code if isinstance(code, int) else 0
 
 

@@ -24,6 +24,9 @@ from .errors import Interrupted, LitscaffoldError
 from .safety import check_git_idle, git_dir, inside, project_lock, signals_deferred
 
 _QUIET = {"GIT_OPTIONAL_LOCKS": "0"}
+# What this process has finished (committed or written whole): a Ctrl-C landing after it must not be
+# reported as "nothing was written".
+COMPLETED: list[str] = []
 
 
 def _git_out(root: Path, *args: str) -> str | None:
@@ -80,6 +83,8 @@ class Transaction:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> bool:
         try:
             if error is None or self.kept:
+                if self.touched:
+                    COMPLETED.append(self.what)
                 return False
             if not self.touched:  # refused before writing anything: nothing to undo, nothing to add
                 if isinstance(error, KeyboardInterrupt):
