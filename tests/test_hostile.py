@@ -4,7 +4,6 @@ the disk as it was (the project, and the folder around it, where a path traversa
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -423,7 +422,7 @@ def test_answer_values_from_hypothesis_render_valid_toml_or_are_refused(tmp_path
     check()
 
 
-def test_interrupted_new_project_keeps_an_empty_folder_empty(tmp_path: Path) -> None:
+def test_a_refused_first_commit_leaves_no_project_and_an_empty_folder_empty(tmp_path: Path) -> None:
     """Failing signing (global config) makes the first commit fail: the empty folder stays empty."""
     config = tmp_path / "gitconfig"
     config.write_text("[commit]\n\tgpgsign = true\n[gpg]\n\tprogram = /bin/false\n")
@@ -434,7 +433,6 @@ def test_interrupted_new_project_keeps_an_empty_folder_empty(tmp_path: Path) -> 
     line = assert_one_line_error(run_cli("new-project", "p", "--defaults", cwd=tmp_path, env=env), 1)
     assert "no project was created" in line and not (tmp_path / "p").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "gitconfig"]
-    os.environ.get("HOME")  # the cache lives in the session's home, not here
 
 
 def _full_disk_at(limit: int):
