@@ -63,3 +63,14 @@ def test_mixed_commands_at_once_take_turns(tmp_path: Path) -> None:
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+
+def test_two_new_projects_into_one_folder_one_wins_the_other_removes_nothing(tmp_path: Path) -> None:
+    results = _finish([_start(("new-project", "demo", "--defaults"), tmp_path) for _ in range(2)])
+    assert sorted(code for code, _ in results) == [0, 1], results
+    root = tmp_path / "demo"
+    assert git(root, "log", "--format=%s").startswith("Scaffold demo") and _clean(root)
+    for code, stderr in results:
+        if code == 1:
+            assert stderr.strip().startswith("error: ") and len(stderr.strip().splitlines()) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["demo"]

@@ -4,7 +4,6 @@ the disk as it was (the project, and the folder around it, where a path traversa
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -26,6 +25,8 @@ from hostile_helpers import (
     rebase_in_progress,
     state,
 )
+
+from litscaffold import __version__
 
 COMPONENT = ".copier-answers.model-my_net.yml"
 
@@ -236,6 +237,8 @@ CASES += [
     Case("unknown-version-remove", set_answer("_commit", "v0.0.3", COMPONENT), ("remove", "model", "my_net"), 1,
          "does not hold"),
     Case("unknown-version-update", set_answer("_commit", "v0.0.3"), ("update",), 1, "does not hold"),
+    Case("unknown-version-list", set_answer("_commit", "v0.0.3", COMPONENT), ("list",), 1, "does not hold"),
+    Case("unknown-version-check", set_answer("_commit", "v0.0.3"), ("check",), 1, "does not hold"),
     Case("garbage-version-update", set_answer("_commit", "'--upload-pack=x'"), ("update",), 1, "records no template"),
     # paths leading out through symlinks
     Case("model-folder-symlinked-out", symlink_out("model"), ("add", "model", "x"), 1, "outside the project"),
@@ -331,7 +334,7 @@ def test_untracked_user_files_are_never_committed_by_add(world: Path) -> None:
     assert (root / "notes.txt").read_text() == "mine, not committed\n"
 
 
-@pytest.mark.parametrize("damage", ["objects", "repo-is-a-file", "git-is-a-file"])
+@pytest.mark.parametrize("damage", ["objects", "repo-is-a-file", "git-is-a-file", "tag-deleted"])
 def test_a_damaged_cache_heals(world: Path, tmp_path: Path, damage: str) -> None:
     from litscaffold.template import TemplateSource
 
@@ -342,6 +345,8 @@ def test_a_damaged_cache_heals(world: Path, tmp_path: Path, damage: str) -> None
     if damage == "objects":
         for pack in (repo / ".git" / "objects" / "pack").iterdir():
             pack.unlink()
+    elif damage == "tag-deleted":
+        git(repo, "tag", "-d", f"v{__version__}")
     elif damage == "repo-is-a-file":
         shutil.rmtree(repo)
         repo.write_text("oops\n")
@@ -398,7 +403,7 @@ def test_answer_values_from_hypothesis_render_valid_toml_or_are_refused(tmp_path
     source = TemplateSource().ensure()
     counter = iter(range(10**6))
 
-    @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.text(min_size=1, max_size=30), st.sampled_from(["description", "author_name"]))
     def check(value: str, key: str) -> None:
         try:
@@ -417,7 +422,7 @@ def test_answer_values_from_hypothesis_render_valid_toml_or_are_refused(tmp_path
     check()
 
 
-def test_interrupted_new_project_keeps_an_empty_folder_empty(tmp_path: Path) -> None:
+def test_a_refused_first_commit_leaves_no_project_and_an_empty_folder_empty(tmp_path: Path) -> None:
     """Failing signing (global config) makes the first commit fail: the empty folder stays empty."""
     config = tmp_path / "gitconfig"
     config.write_text("[commit]\n\tgpgsign = true\n[gpg]\n\tprogram = /bin/false\n")
@@ -428,4 +433,36 @@ def test_interrupted_new_project_keeps_an_empty_folder_empty(tmp_path: Path) -> 
     line = assert_one_line_error(run_cli("new-project", "p", "--defaults", cwd=tmp_path, env=env), 1)
     assert "no project was created" in line and not (tmp_path / "p").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "gitconfig"]
-    os.environ.get("HOME")  # the cache lives in the session's home, not here
+
+
+def _full_disk_at(limit: int):
+    """No file may grow past `limit` bytes: writes fail as on a full disk (EFBIG instead of ENOSPC)."""
+    def limit_writes() -> None:
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return limit_writes
+
+
+@pytest.mark.parametrize(("args", "old"), [(("add", "model", "x"), False), (("remove", "model", "my_net", "--force"), False),
+                                           (("update",), True)], ids=["add", "remove", "update"])
+def test_a_full_disk_leaves_the_project_as_it_was_or_the_change_whole(args: tuple[str, ...], old: bool,
+                                                                       request: pytest.FixtureRequest) -> None:
+    import sys
+
+    world: Path = request.getfixturevalue("old_world" if old else "world")
+    root = world / PROJECT
+    failed = 0
+    for limit in (2048, 16384):
+        before = state(world)
+        proc = subprocess.run([sys.executable, "-m", "litscaffold", *args], cwd=root, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, preexec_fn=_full_disk_at(limit), timeout=300)
+        if proc.returncode == 0:
+            break
+        failed += 1
+        line = assert_one_line_error(proc, 1)
+        assert "internal error" not in line
+        assert state(world) == before, (limit, line)
+    assert failed >= 1

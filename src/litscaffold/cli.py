@@ -189,6 +189,7 @@ def list_components(
             "damaged": [{"answers_file": d.answers_file, "problem": d.message} for d in damaged],
         }, indent=2))
         proj.require_intact()
+        proj.require_known_versions(__version__)
         return
     typer.echo(f"{proj.root.name}: template {proj.version or 'unknown'}")
     rows = [("KIND", "NAME", "BLUEPRINT", "TEMPLATE", "FROM")] + [
@@ -200,6 +201,7 @@ def list_components(
         if c.problem:
             typer.echo(f"{c.module_path}: {c.problem}")
     proj.require_intact()  # the sound components are listed; a damaged answers file is one error line
+    proj.require_known_versions(__version__)
 
 
 @app.command("update")
@@ -244,8 +246,8 @@ def check(
     Example (CI):
       litscaffold check || echo "run litscaffold update"
     """
+    from .checking import check_project
     from .project import Project
-    from .updating import check_project
 
     proj = Project.find(project, explicit=project is not None)
     report = check_project(proj)
@@ -255,6 +257,7 @@ def check(
         for line in report.lines():
             typer.echo(line)
     proj.require_intact()
+    proj.require_known_versions(__version__)
     raise typer.Exit(1 if report.behind else 0)
 
 
@@ -263,6 +266,15 @@ def _shown(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def _interrupted() -> str:
+    """A Ctrl-C that no transaction reported: before any write, or after one finished whole."""
+    completed = sys.modules.get("litscaffold.transaction")
+    done = getattr(completed, "COMPLETED", [])
+    if done:
+        return f"interrupted after {done[-1]} was done whole (nothing is half-written)"
+    return "interrupted before anything was written"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -283,12 +295,13 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"error: {error.format_message()}{hint}", err=True)
         return 2
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo("error: interrupted before anything was written", err=True)
+        typer.echo(f"error: {_interrupted()}", err=True)
         return 130
     except OSError as error:  # the machine said no (disk full, permissions, a name too long)
         where = f" {error.filename}" if error.filename else ""
-        typer.echo(f"error: cannot use{where}: {(error.strerror or str(error)).lower()}; free some space or fix "
-                   "the permissions and run it again", err=True)
+        reason = (error.strerror or str(error) or type(error).__name__).strip().splitlines()[0].lower()
+        typer.echo(f"error: cannot use{where}: {reason}; free some space or fix the permissions and run it again",
+                   err=True)
         return 1
     except click_errors.ClickException as error:
         typer.echo(f"error: {error.format_message()}", err=True)
@@ -300,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                    "and report the traceback", err=True)
         return 1
     if code == 130:  # typer turns Ctrl-C into a silent exit code; renders clean up after themselves
-        typer.echo("error: interrupted before anything was written", err=True)
+        typer.echo(f"error: {_interrupted()}", err=True)
     return code if isinstance(code, int) else 0
 
 

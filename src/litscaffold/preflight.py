@@ -75,10 +75,8 @@ def check_versions_available(parts: list[Part], source: TemplateSource, installe
     available = set(source.versions())
     if installed not in available:
         raise TemplateError(f"the shipped template history lacks version {installed}; reinstall litscaffold")
-    for part in parts:
-        if part.version not in available:
-            raise UpdateError(f"{part.label} uses template {part.version}, which this litscaffold's history "
-                              f"does not hold; run `pip install 'litscaffold=={part.version}'` or newer")
+    for part in parts:  # the same words as add and remove use for a version the history lacks
+        source.require(part.version or "", f"{part.answers_file} records template {part.version}")
 
 
 def unmerged(root: Path) -> list[str]:

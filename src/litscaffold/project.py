@@ -155,6 +155,19 @@ class Project:
             more = f" (and {len(damaged) - 1} more damaged answers files)" if len(damaged) > 1 else ""
             raise DamagedAnswers(damaged[0].message + more)
 
+    def require_known_versions(self, installed: str) -> None:
+        """Every recorded template version this litscaffold can render (newer ones are `check`'s to
+        report); refused with the message add, remove and update give."""
+        from .template import TemplateSource, parse_version
+
+        recorded = [(PROJECT_ANSWERS, self.version)] + [(c.answers_file, c.version) for c in self.components()
+                                                        if c.owner == "component"]
+        older = [(f, v) for f, v in recorded if v and parse_version(v) <= parse_version(installed)]
+        if older:
+            source = TemplateSource().ensure()
+            for answers_file, version in older:
+                source.require(version, f"{answers_file} records template {version}")
+
     def components(self) -> list[Component]:
         """Every model and dataset module, added, built in or hand-written, sorted by kind and name.
         Damaged answers files are left out (see `damaged`)."""

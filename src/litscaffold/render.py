@@ -52,6 +52,7 @@ def render(
     """
     import copier
     from copier.errors import CopierError, InteractiveSessionError
+    from plumbum import ProcessExecutionError
 
     try:
         copier.run_copy(
@@ -74,6 +75,11 @@ def render(
         raise UsageError(f"invalid answer: {_first_line(error)}") from None
     except CopierError as error:
         raise LitscaffoldError(f"copier failed: {_first_line(error)}") from None
+    except ProcessExecutionError as error:  # git reading the template cache (a full disk, a damaged cache)
+        raise LitscaffoldError(
+            f"git could not read the template cache {source.repo} ({_first_line(error)}); free some disk space, "
+            "or delete that folder (litscaffold rebuilds it)"
+        ) from None
 
 
 def _first_line(error: BaseException) -> str:

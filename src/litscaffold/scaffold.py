@@ -84,6 +84,7 @@ def new_project(
     source.require(version, f"template {version} was asked for")
     created_parents = _make_parents(dest.parent)
     message = f"Scaffold {name} with litscaffold template {version}"
+    owned: list[Path] = []
     try:
         with scratch_dir(dest.parent, f"litscaffold-{slug}") as scratch:
             rendered = scratch / "project"
@@ -91,13 +92,13 @@ def new_project(
                    answers_file=PROJECT_ANSWERS, ask=ask)
             _check_rendered(rendered)
             if fresh:
-                result = _into_new_folder(rendered, dest, slug, use_git, message)
+                result = _into_new_folder(rendered, dest, slug, use_git, message, owned)
             else:
                 result = _beside_user_files(rendered, dest, slug, use_git, message)
     except BaseException as error:
         with signals_deferred(swallow=True):
-            if fresh:
-                shutil.rmtree(dest, ignore_errors=True)
+            for folder in owned:  # only a folder this run created: another run may have made `dest`
+                shutil.rmtree(folder, ignore_errors=True)
             for parent in created_parents:
                 shutil.rmtree(parent, ignore_errors=True)
         if isinstance(error, (KeyboardInterrupt, Interrupted)):
@@ -109,11 +110,19 @@ def new_project(
     return result
 
 
-def _into_new_folder(rendered: Path, dest: Path, slug: str, use_git: bool, message: str) -> Scaffolded:
-    """The whole project moves in at once; the caller removes the folder if anything after fails."""
+def _into_new_folder(rendered: Path, dest: Path, slug: str, use_git: bool, message: str,
+                     owned: list[Path]) -> Scaffolded:
+    """The whole project moves in at once (listed in `owned`: the caller removes it if anything after
+    fails). A `dest` that appeared meanwhile (another new-project) is refused, never replaced."""
     files = sorted(p.relative_to(rendered).as_posix() for p in rendered.rglob("*") if not p.is_dir())
     with signals_deferred():
-        rendered.rename(dest)
+        try:
+            os.mkdir(dest)  # atomic: exactly one run gets to create it
+        except FileExistsError:
+            raise DestinationError(f"{dest} appeared while the project was rendered (another litscaffold?); "
+                                   "choose another --dest") from None
+        owned.append(dest)
+        rendered.replace(dest)  # over the empty folder just made (POSIX rename replaces an empty one)
     if use_git:
         git.init(dest)
         git.commit_paths(dest, files, message)

@@ -124,7 +124,13 @@ class TemplateSource:
                 return False
         except OSError:
             return False
-        return _healthy_repo(self.repo)
+        if not _healthy_repo(self.repo):
+            return False
+        tags = self.repo / ".git" / "litscaffold-tags"  # a tag deleted by hand is damage too
+        try:
+            return set(tags.read_text().split()) <= set(git("tag", "--list", "v*", cwd=self.repo).split())
+        except (OSError, LitscaffoldError):
+            return False
 
     def _rebuild(self, digest: str) -> None:
         """Fill the cache from the bundle, starting over when what is there is not a healthy copy."""
@@ -144,15 +150,17 @@ class TemplateSource:
         except LitscaffoldError as error:  # a git failure in the cache: say which folder to delete
             raise TemplateError(f"cannot fill the template cache {self.repo} ({error.message}); "
                                 f"delete that folder, or set LITSCAFFOLD_CACHE_DIR to another one") from None
+        (self.repo / ".git" / "litscaffold-tags").write_text("\n".join(git("tag", "--list", "v*", cwd=self.repo).split()))
         marker.write_text(digest)
 
     def require(self, version: str, what: str) -> None:
         """Refuse in one line when the history does not hold `version` (`what` says who asked for it)."""
-        if version not in self.versions():
+        known = self.versions()
+        if version not in known:
             raise TemplateError(
                 f"{what}, which this litscaffold's template history does not hold (it has "
-                f"{', '.join(self.versions()) or 'none'}); run `pip install 'litscaffold>={version}'`, "
-                "or restore the answers file from git"
+                f"{', '.join(known) or 'none'}); install the litscaffold that made it "
+                f"(`pip install 'litscaffold=={version}'`), or restore the answers file from git"
             )
 
     def versions(self) -> list[str]:

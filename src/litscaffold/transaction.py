@@ -15,6 +15,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +24,9 @@ from .errors import Interrupted, LitscaffoldError
 from .safety import check_git_idle, git_dir, inside, project_lock, signals_deferred
 
 _QUIET = {"GIT_OPTIONAL_LOCKS": "0"}
+# What this process has finished (committed or written whole): a Ctrl-C landing after it must not be
+# reported as "nothing was written".
+COMPLETED: list[str] = []
 
 
 def _git_out(root: Path, *args: str) -> str | None:
@@ -48,10 +52,14 @@ class Transaction:
         self.head: str | None = None
         self.branch: str | None = None
         self.index: bytes | None = None
+        self.index_link: Path | None = None
         self.others: set[str] = set()
         self.created: list[str] = []             # files we created (removed on rollback)
         self.created_dirs: list[Path] = []       # folders we created, outermost first
-        self.backups: dict[str, bytes] = {}      # original bytes of files we changed or deleted
+        self.aside: dict[str, Path] = {}         # files we changed or deleted, moved into `undo`
+        self.backups: dict[str, bytes] = {}      # the same, in memory, when a rename was not possible
+        self.undo: Path | None = None
+        self.rolled_back = False
         self.expected: set[str] = set()          # paths copier may create
         self.made_repo = False
         self.kept = False
@@ -75,6 +83,8 @@ class Transaction:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> bool:
         try:
             if error is None or self.kept:
+                if self.touched:
+                    COMPLETED.append(self.what)
                 return False
             if not self.touched:  # refused before writing anything: nothing to undo, nothing to add
                 if isinstance(error, KeyboardInterrupt):
@@ -100,6 +110,12 @@ class Transaction:
             self._release()
 
     def _release(self) -> None:
+        if self.index_link is not None:
+            self.index_link.unlink(missing_ok=True)
+        # After a success the set-aside files are the old versions; after a rollback they are back in
+        # place, except those the message names as kept there.
+        if self.undo is not None and not (self.rolled_back and any(k.exists() for k in self.aside.values())):
+            shutil.rmtree(self.undo, ignore_errors=True)
         if self._lock is not None:
             lock, self._lock = self._lock, None
             lock.__exit__(None, None, None)
@@ -115,6 +131,14 @@ class Transaction:
         self.branch = (_git_out(self.root, "symbolic-ref", "-q", "HEAD") or "").strip() or None
         index = self.gitdir / "index"
         self.index = index.read_bytes() if index.is_file() else None
+        if self.index is not None:
+            # git replaces the index by renaming a new file over it: a hard link keeps the original,
+            # and putting it back writes nothing (it works on a full disk).
+            link = self.gitdir / f"index.litscaffold-{os.getpid()}"
+            with contextlib.suppress(OSError):
+                link.unlink(missing_ok=True)
+                os.link(index, link)
+                self.index_link = link
         self.others = other_files(self.root)
 
     # ---- the writes -------------------------------------------------------------------------------
@@ -136,19 +160,33 @@ class Transaction:
             os.rename(source, target)
             self.created.append(relative)
 
+    def _set_aside(self, relative: str, target: Path) -> None:
+        """Move the file into the undo folder (a rename: putting it back needs no free space)."""
+        if relative in self.aside or relative in self.backups:
+            return
+        if self.undo is None:
+            self.undo = Path(tempfile.mkdtemp(prefix=".litscaffold-undo-", dir=self.gitdir or self.root))
+        keep = self.undo / str(len(self.aside))
+        try:
+            os.rename(target, keep)
+            self.aside[relative] = keep
+        except OSError:  # another file system: keep the bytes in memory instead
+            self.backups[relative] = target.read_bytes()
+            target.unlink()
+
     def delete(self, relative: str) -> None:
         target = inside(self.root, relative)
         self.touched = True
         with signals_deferred():
-            self.backups.setdefault(relative, target.read_bytes())
-            target.unlink()
+            self._set_aside(relative, target)
 
     def write(self, relative: str, text: str) -> None:
-        """Replace a file's text (its bytes before come back on rollback)."""
+        """Replace a file's text (the file before comes back on rollback)."""
         target = inside(self.root, relative)
         self.touched = True
         with signals_deferred():
-            self.backups.setdefault(relative, target.read_bytes())
+            self._set_aside(relative, target)
+            self.created.append(relative)
         target.write_text(text)
 
     def expect(self, paths: set[str]) -> None:
@@ -182,6 +220,7 @@ class Transaction:
 
     def rollback(self) -> str | None:
         """Put back HEAD, the index and every file written; returns what could not be restored."""
+        self.rolled_back = True
         problems: list[str] = []
         if self.made_repo:
             shutil.rmtree(self.root / ".git", ignore_errors=True)
@@ -191,10 +230,23 @@ class Transaction:
             index = self.gitdir / "index"
             if self.index is None:
                 index.unlink(missing_ok=True)
+            elif self.index_link is not None and self.index_link.is_file():
+                os.replace(self.index_link, index)
             else:
                 scratch = self.gitdir / "index.litscaffold-restore"
                 scratch.write_bytes(self.index)
                 os.replace(scratch, index)
+        for relative in reversed(self.created):  # before the set-aside files come back to their places
+            target = self.root / relative
+            if target.is_file() or target.is_symlink():
+                target.unlink(missing_ok=True)
+        self.created.clear()
+        for relative, keep in self.aside.items():
+            try:
+                (self.root / relative).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(keep, self.root / relative)
+            except OSError as error:
+                problems.append(f"{relative} (kept in {keep}: {error.strerror})")
         for relative, data in self.backups.items():
             target = self.root / relative
             try:

@@ -1,10 +1,11 @@
-"""`litscaffold update` and `litscaffold check`: bring a project's template parts forward.
+"""`litscaffold update`: bring a project's template parts forward (`check` lives in checking.py).
 
 A project has template *parts*: the project itself (`.copier-answers.yml`) and each added model or
 dataset (`.copier-answers.<kind>-<name>.yml`). Each part records the template version it was
 rendered with. `update` runs `copier update` on every part behind the installed version, project
 first, committing after each so the next one starts from a clean tree (copier refuses a dirty one),
-and stops at the first conflict. Everything that would make copier fail half-way is checked first.
+and stops at the first conflict. Everything that would make copier fail half-way is checked first
+(preflight.py), and the whole update is one transaction: committed whole, or undone.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from .project import KINDS, PROJECT_ANSWERS, Project, read_answers
 from .report import UpdateReport, combine, outcomes_from_status
 from .report import kept as report_kept
 from .safety import check_git_idle, git_dir, project_lock
-from .template import TemplateSource, current_version, parse_version, tag_of, version_of
+from .template import TemplateSource, current_version, tag_of, version_of
 from .transaction import Transaction
 
 _READ_ONLY = {"GIT_OPTIONAL_LOCKS": "0"}
@@ -64,56 +65,6 @@ def parts_of(project: Project) -> list[Part]:
             answers = read_answers(project.root / component.answers_file)
             parts.append(Part(f"{component.kind}:{component.name}", component.answers_file, answers))
     return parts
-
-
-# ---- check -----------------------------------------------------------------------------------------
-
-def _status(version: str | None, installed: str) -> str:
-    if version is None:
-        return "unknown"
-    order = (parse_version(version) > parse_version(installed)) - (parse_version(version) < parse_version(installed))
-    return {-1: "behind", 0: "current", 1: "ahead"}[order]
-
-
-@dataclass
-class CheckReport:
-    project: Path
-    installed: str
-    parts: list[Part]
-
-    @property
-    def behind(self) -> bool:
-        return any(_status(p.version, self.installed) in ("behind", "unknown") for p in self.parts)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "project": str(self.project),
-            "installed": self.installed,
-            "behind": self.behind,
-            "parts": [{"part": p.key, "answers_file": p.answers_file, "template_version": p.version,
-                       "status": _status(p.version, self.installed)} for p in self.parts],
-        }
-
-    def lines(self) -> list[str]:
-        width = max(len(p.label) for p in self.parts)
-        lines = [f"{p.label.ljust(width)}  {p.version or '?':<8}  {_status(p.version, self.installed)}"
-                 for p in self.parts]
-        stale = [p for p in self.parts if _status(p.version, self.installed) in ("behind", "unknown")]
-        ahead = [p for p in self.parts if _status(p.version, self.installed) == "ahead"]
-        if stale:
-            lines.append(f"{len(stale)} of {len(self.parts)} behind template {self.installed}; "
-                         "run `litscaffold update --dry-run`, then `litscaffold update`")
-        elif ahead:
-            newest = max((p.version for p in ahead if p.version), key=parse_version)
-            lines.append(f"made by a newer litscaffold; run `pip install 'litscaffold>={newest}'`")
-        else:
-            lines.append(f"all current (template {self.installed})")
-        return lines
-
-
-def check_project(project: Project) -> CheckReport:
-    """Each part's template version against the installed litscaffold's."""
-    return CheckReport(project.root, current_version(), parts_of(project))
 
 
 # ---- update ----------------------------------------------------------------------------------------
