@@ -284,6 +284,19 @@ def test_dry_run_shows_the_diff_and_changes_nothing(old_project: Path, template_
     assert not list(old_project.parent.glob(".litscaffold*"))
 
 
+def test_dry_run_works_on_a_tree_with_uncommitted_changes_and_changes_nothing(old_project: Path) -> None:
+    (old_project / "scratch.py").write_text("# work in progress\n")
+    edit(old_project / "README.md", lambda t: t + "\nA line not committed yet.\n")
+    before, head = tree_digest(old_project), git(old_project, "rev-parse", "HEAD")
+    proc = run_cli("update", "--dry-run", cwd=old_project)
+    assert proc.returncode == 0, proc.stderr
+    assert "your uncommitted changes are left out, and left alone" in proc.stdout
+    assert "what would happen to each file" in proc.stdout and "nothing was changed" in proc.stdout
+    assert tree_digest(old_project) == before and git(old_project, "rev-parse", "HEAD") == head
+    # the real update still refuses until they are committed
+    assert "uncommitted changes" in assert_one_line_error(run_cli("update", cwd=old_project), 1)
+
+
 def test_dry_run_of_a_conflicting_update_names_the_files(old_project: Path, template_history: TemplateHistory) -> None:
     edit(old_project / template_history.wiring,
          lambda t: t.replace(template_history.old_line, "# user: my own wording", 1))

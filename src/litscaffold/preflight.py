@@ -27,8 +27,10 @@ def git_read(root: Path, *args: str) -> str:
     return gitops.git(*args, cwd=root, env=_READ_ONLY, check=args[:1] != ("rev-parse",))
 
 
-def check_preconditions(root: Path, parts: list[Part], source: TemplateSource, installed: str) -> None:
-    """Everything copier would stumble on, checked before anything changes."""
+def check_preconditions(root: Path, parts: list[Part], source: TemplateSource, installed: str,
+                        dry_run: bool = False) -> None:
+    """Everything copier would stumble on, checked before anything changes. A dry run works on a clone of the
+    last commit, so uncommitted changes do not stop it."""
     gitops.require_git()
     in_tree = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=root, capture_output=True,
                              text=True, env={**os.environ, **_READ_ONLY})
@@ -45,7 +47,8 @@ def check_preconditions(root: Path, parts: list[Part], source: TemplateSource, i
         raise UpdateError(f"conflict markers left by the last update in {', '.join(leftovers)}; "
                           "resolve them, commit, then run `litscaffold update` again")
     # Every untracked file counts, whatever status.showUntrackedFiles says: the update must not commit it.
-    if dirty := git_read(root, "status", "--porcelain", "--untracked-files=all", "--", ".").splitlines():
+    dirty = git_read(root, "status", "--porcelain", "--untracked-files=all", "--", ".").splitlines()
+    if dirty and not dry_run:
         files = [line[3:] for line in dirty]
         more = f" and {len(files) - 3} more" if len(files) > 3 else ""
         raise UpdateError(f"uncommitted changes in {', '.join(files[:3])}{more}; commit or stash them first "

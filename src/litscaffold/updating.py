@@ -10,17 +10,15 @@ and stops at the first conflict. Everything that would make copier fail half-way
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import dryrun, merges
 from . import git as gitops
-from . import merges
+from .dropped import keep_edited_dropped_files
 from .errors import UpdateConflict, UpdateError, UsageError
 from .preflight import (
     check_overwrites,
@@ -82,9 +80,11 @@ def update_project(project: Project, dry_run: bool = False, only: str | None = N
     if dry_run:
         with project_lock(project.root):
             check_git_idle(project.root, git_dir(project.root))
-            stale, rendered = _prepare(project, only, source, installed, echo)
+            stale, rendered = _prepare(project, only, source, installed, echo, dry_run=True)
             if stale:
-                _dry_run(project.root, stale, installed, source, echo, rendered, report)
+                dryrun.dry_run(project.root, _names(stale), installed, echo, report,
+                        lambda clone: _update_parts(clone, stale, installed, source, lambda line: None, rendered,
+                                                    report))
         return report
     with Transaction(project.root, "the update") as tx:
         stale, rendered = _prepare(project, only, source, installed, echo)
@@ -106,11 +106,11 @@ def update_project(project: Project, dry_run: bool = False, only: str | None = N
 
 
 def _prepare(project: Project, only: str | None, source: TemplateSource, installed: str,
-             echo: Callable[[str], None]) -> tuple[list[Part], dict[str, set[str]]]:
+             echo: Callable[[str], None], dry_run: bool = False) -> tuple[list[Part], dict[str, merges.Renders]]:
     """The parts to update, once everything that would stop the update halfway has been checked, and
     for each part copier will update, the files the installed version renders."""
     parts = _select(parts_of(project), only)
-    check_preconditions(project.root, parts, source, installed)
+    check_preconditions(project.root, parts, source, installed, dry_run=dry_run)
     stale = [p for p in parts if p.version != installed]
     if not stale:
         echo(f"Already current: {_names(parts)} at template {installed}")
@@ -170,7 +170,7 @@ def _update_parts(root: Path, parts: list[Part], installed: str, source: Templat
             if tx is not None:
                 tx.expect(expected)
             _run_copier(root, part, installed)
-            kept = _keep_edited_dropped_files(root, part, source)
+            kept = keep_edited_dropped_files(root, part, source)
 
             def expect(paths: set[str], expected: set[str] = expected) -> None:
                 expected |= paths
@@ -275,67 +275,3 @@ def _conflicted(root: Path) -> list[str]:
         if (root / relative).is_file() and has_markers(root / relative):
             conflicted.add(relative)
     return sorted(conflicted)
-
-
-def _keep_edited_dropped_files(root: Path, part: Part, source: TemplateSource) -> list[str]:
-    """copier deletes every file the new template no longer has, edited or not. A file the user changed
-    is theirs: put it back (from HEAD) and say so. Unchanged ones stay deleted."""
-    deleted = [line[3:] for line in git_read(root, "status", "--porcelain", "--", ".").splitlines()
-               if "D" in line[:2]]
-    kept = [relative for relative in deleted if _edited_since_render(root, part, source, relative)]
-    for relative in kept:
-        gitops.git("checkout", "-q", "HEAD", "--", relative, cwd=root)
-    return kept
-
-
-def _edited_since_render(root: Path, part: Part, source: TemplateSource, relative: str) -> bool:
-    """Does the committed file differ from what the part's old template version rendered?"""
-    committed = git_read(root, "rev-parse", f"HEAD:./{relative}").strip()
-    # A plain (not .jinja) template file is copied verbatim: same blob id means same bytes.
-    template_path = f"template/{part.answers.get('component', 'project')}/{relative}"
-    plain = subprocess.run(["git", "rev-parse", "--verify", "-q", f"{tag_of(part.version or '')}:{template_path}"],
-                           cwd=source.repo, capture_output=True, text=True)
-    if plain.returncode == 0:
-        return plain.stdout.strip() != committed
-    from .render import pristine
-
-    with pristine(source, part.answers, version=part.version or "", answers_file=part.answers_file) as old:
-        rendered = old / relative
-        return not rendered.is_file() or rendered.read_bytes() != _committed_bytes(root, relative)
-
-
-def _committed_bytes(root: Path, relative: str) -> bytes:
-    return subprocess.run(["git", "cat-file", "blob", f"HEAD:./{relative}"], cwd=root, capture_output=True,
-                          env={**os.environ, **_READ_ONLY}).stdout
-
-
-def _dry_run(root: Path, parts: list[Part], installed: str, source: TemplateSource,
-             echo: Callable[[str], None], rendered: dict[str, merges.Renders], report: UpdateReport) -> None:
-    """The same update in a scratch clone; show its diff, leave the project alone."""
-    top = Path(git_read(root, "rev-parse", "--show-toplevel").strip())
-    inner = root.resolve().relative_to(top.resolve())
-    with tempfile.TemporaryDirectory(prefix="litscaffold-dry-run-") as scratch:
-        clone = Path(scratch) / "clone"
-        gitops.git("clone", "-q", str(top), str(clone), cwd=Path(scratch))
-        work = clone / inner
-        # The scratch clone's commits are thrown away: the user's signing setup has no say in them.
-        gitops.git("config", "commit.gpgsign", "false", cwd=clone)
-        start = git_read(work, "rev-parse", "HEAD").strip()
-        conflict: UpdateConflict | None = None
-        try:
-            _update_parts(work, parts, installed, source, lambda line: None, rendered, report)
-        except UpdateConflict as error:
-            conflict = error
-        gitops.git("add", "-A", "--", ".", cwd=work)
-        diff = gitops.git("diff", "--cached", "--no-color", "--relative", start, "--", ".", cwd=work)
-    echo(f"Dry run: updating {_names(parts)} to template {installed} would change:")
-    echo(diff.rstrip("\n") or "(no changes)")
-    echo("Dry run: what would happen to each file:")
-    for line in report.lines():
-        echo(line)
-    for part in report.parts:
-        part.committed = None  # the scratch clone's commits are gone
-    if conflict is not None:
-        report.stopped = conflict.message
-        raise UpdateConflict(f"dry run: {conflict.message.split('; resolve')[0]}; nothing was changed")
-    echo("Dry run: nothing was changed; run `litscaffold update` to apply it")
