@@ -84,6 +84,42 @@ def test_add_then_remove_leaves_the_tree_as_it_was(project: Path) -> None:
     assert git_clean(project)
 
 
+def test_add_and_remove_behave_alike_on_a_dirty_tree(project: Path) -> None:
+    """Both commit when the tree was clean; neither does when it was not, and both say so."""
+    (project / "notes.txt").write_text("work in progress\n")
+    added = run_cli("add", "model", "draft", cwd=project, check=True)
+    removed = run_cli("remove", "model", "draft", cwd=project, check=True)
+    for proc in (added, removed):
+        assert "not committed (the project is not a clean git repository)" in proc.stdout, proc.stdout
+    head = subprocess.run(["git", "log", "-1", "--format=%s"], cwd=project, capture_output=True, text=True).stdout
+    assert "draft" not in head
+    (project / "notes.txt").unlink()
+    run_cli("add", "model", "kept", cwd=project, check=True)
+    run_cli("remove", "model", "kept", cwd=project, check=True)
+    log = subprocess.run(["git", "log", "-2", "--format=%s"], cwd=project, capture_output=True, text=True).stdout
+    assert log.splitlines()[0].startswith("Remove model kept") and "Add model kept" in log.splitlines()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "blueprint"), [("model", b) for b in MODEL_BLUEPRINTS]
+                         + [("dataset", "synthetic-regression"), ("dataset", "synthetic-images")])
+def test_the_commands_add_prints_work_as_printed(project: Path, kind: str, blueprint: str) -> None:
+    """`add model mycnn --blueprint convnet` used to suggest a run the trainer refuses (no images in the default
+    data): every printed next step must run (trainer runs as a fast_dev_run, so the test stays short)."""
+    proc = run_cli("add", kind, "newcomer", "--blueprint", blueprint, cwd=project, check=True)
+    steps = [line.strip() for line in proc.stdout.split("Try it:")[1].splitlines() if line.strip()]
+    assert steps, proc.stdout
+    for step in steps:
+        words = step.split()
+        if words[0] == "litscaffold":
+            run_cli(*words[1:], cwd=project, check=True)
+            continue
+        assert words[:2] == ["python", "trainer.py"], step
+        ran = subprocess.run([sys.executable, "trainer.py", *words[2:], "--fast_dev_run", "true"], cwd=project,
+                             capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
+        assert ran.returncode == 0, (step, ran.stderr[-2000:])
+
+
 def test_remove_refuses_edited_components_unless_forced(project: Path) -> None:
     run_cli("add", "model", "net", cwd=project, check=True)
     module = project / "model" / "net.py"

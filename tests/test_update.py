@@ -25,6 +25,7 @@ from conftest import (
 )
 
 from litscaffold import __version__
+from litscaffold.errors import EXIT_BEHIND, UpdateConflict
 
 ANSWERS = (".copier-answers.yml", ".copier-answers.model-my_net.yml", ".copier-answers.dataset-sales.yml")
 MARKERS = ("<<<<<<< before updating", "=======", ">>>>>>> after updating")
@@ -123,7 +124,7 @@ def clean_update(root: Path, history: TemplateHistory) -> tuple[dict[str, str], 
 
 def test_clean_update_keeps_every_edit_and_brings_the_template_forward(
         old_project: Path, template_history: TemplateHistory) -> None:
-    assert run_cli("check", cwd=old_project).returncode == 1
+    assert run_cli("check", cwd=old_project).returncode == EXIT_BEHIND
     kept, proc = clean_update(old_project, template_history)
     text = _all_text(old_project)
     for what, snippet in kept.items():
@@ -163,7 +164,7 @@ def test_conflicting_edits_survive_as_markers_and_the_update_resumes(
     proc = run_cli("update", cwd=old_project)
     output = proc.stdout
     if proc.returncode != 0:  # the edit beside the changed line conflicts: the update stops there
-        message = assert_one_line_error(proc, 1)
+        message = assert_one_line_error(proc, UpdateConflict.exit_code)
         assert template_history.wiring in message and "run `litscaffold update` again" in message
         assert versions(old_project)[".copier-answers.model-my_net.yml"] == f"v{template_history.old}"
         wiring = (old_project / template_history.wiring).read_text()
@@ -189,7 +190,7 @@ def test_a_conflict_stops_the_update_and_blocks_the_next_until_resolved(
     wiring = old_project / template_history.wiring
     edit(wiring, lambda t: t.replace(template_history.old_line, "# user: my own wording of this line", 1))
     commit_all(old_project, "Reword")
-    message = assert_one_line_error(run_cli("update", cwd=old_project), 1)
+    message = assert_one_line_error(run_cli("update", cwd=old_project), UpdateConflict.exit_code)
     assert f"project merged with conflicts in {template_history.wiring}" in message
     text = wiring.read_text()
     assert "# user: my own wording of this line" in text and template_history.new_line in text
@@ -303,15 +304,15 @@ def test_dry_run_of_a_conflicting_update_names_the_files(old_project: Path, temp
     commit_all(old_project, "Reword")
     before = tree_digest(old_project)
     proc = run_cli("update", "--dry-run", cwd=old_project)
-    message = assert_one_line_error(proc, 1)
+    message = assert_one_line_error(proc, UpdateConflict.exit_code)
     assert message.startswith("error: dry run:") and template_history.wiring in message
     assert MARKERS[0] in proc.stdout
     assert tree_digest(old_project) == before
 
 
-def test_check_reports_each_part_and_exits_1_when_behind(old_project: Path, template_history: TemplateHistory) -> None:
+def test_check_reports_each_part_and_exits_4_when_behind(old_project: Path, template_history: TemplateHistory) -> None:
     proc = run_cli("check", "--json", cwd=old_project)
-    assert proc.returncode == 1
+    assert proc.returncode == EXIT_BEHIND
     report = json.loads(proc.stdout)
     assert report["behind"] is True and report["installed"] == template_history.new
     assert {p["part"]: (p["template_version"], p["status"]) for p in report["parts"]} == {
@@ -349,7 +350,7 @@ def test_plain_copier_update_works_by_hand(old_project: Path, template_history: 
     assert versions(old_project) == {".copier-answers.yml": tag, ".copier-answers.model-my_net.yml": tag,
                                      ".copier-answers.dataset-sales.yml": f"v{template_history.old}"}
     # litscaffold carries on from there.
-    assert run_cli("check", cwd=old_project).returncode == 1
+    assert run_cli("check", cwd=old_project).returncode == EXIT_BEHIND
     assert run_cli("update", cwd=old_project).returncode == 0
     assert run_cli("check", cwd=old_project).returncode == 0
 

@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - older typer depends on click itself
     from click import exceptions as click_errors
 
 from . import __version__
-from .errors import LitscaffoldError
+from .errors import EXIT_BEHIND, LitscaffoldError
 
 app = typer.Typer(
     name="litscaffold",
@@ -96,6 +96,7 @@ def new_project(
 
 def _add(kind: str, name: str, blueprint: str | None, project: Path | None) -> None:
     from .components import add_component
+    from .hints import next_steps
     from .project import Project
 
     proj = Project.find(project, explicit=project is not None)
@@ -103,8 +104,9 @@ def _add(kind: str, name: str, blueprint: str | None, project: Path | None) -> N
     typer.echo(f"Added {kind} {name} ({added.component.blueprint}): {', '.join(added.files)}")
     if not added.committed:
         typer.echo("  not committed (the project is not a clean git repository); commit it before `litscaffold update`")
-    flag = "--model" if kind == "model" else "--dataset"
-    typer.echo(f"Train it: python trainer.py {flag} {name}")
+    typer.echo("Try it:")
+    for command in next_steps(proj, kind, name, added.component.blueprint):
+        typer.echo(f"  {command}")
 
 
 @add_app.command("model")
@@ -160,7 +162,9 @@ def remove(
 
     proj = Project.find(project, explicit=project is not None)
     removed = remove_component(proj, kind, name, force=force)
-    typer.echo(f"Removed {kind} {name}: {', '.join(removed)}")
+    typer.echo(f"Removed {kind} {name}: {', '.join(removed.paths)}")
+    if not removed.committed:
+        typer.echo("  not committed (the project is not a clean git repository); commit it before `litscaffold update`")
 
 
 @app.command("list")
@@ -258,7 +262,7 @@ def check(
             typer.echo(line)
     proj.require_intact()
     proj.require_known_versions(__version__)
-    raise typer.Exit(1 if report.behind else 0)
+    raise typer.Exit(EXIT_BEHIND if report.behind else 0)
 
 
 def _shown(path: Path) -> str:

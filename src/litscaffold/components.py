@@ -111,9 +111,15 @@ def owned_files(component: Component) -> list[str]:
     return [component.module_path, component.answers_file] if component.answers_file else [component.module_path]
 
 
+@dataclass(frozen=True)
+class Removed:
+    paths: list[str]
+    committed: bool  # like add: committed when the tree was clean, left for the user to commit otherwise
+
+
 def remove_component(project: Project, kind: str, name: str, force: bool = False,
-                     source: TemplateSource | None = None) -> list[str]:
-    """Delete an added component's files; returns the paths removed."""
+                     source: TemplateSource | None = None) -> Removed:
+    """Delete an added component's files."""
     if kind not in KINDS:
         raise ComponentError(f"unknown kind {kind!r}; use model or dataset")
     project.require_intact()
@@ -139,4 +145,4 @@ def remove_component(project: Project, kind: str, name: str, force: bool = False
             tx.delete(relative)
         if was_clean:
             tx.commit(paths, f"Remove {kind} {name}")
-    return paths
+    return Removed(paths, committed=was_clean)

@@ -1,4 +1,13 @@
-"""One hierarchy of errors: each carries the one line a user needs and the exit code to leave with."""
+"""One hierarchy of errors: each carries the one line a user needs and the exit code to leave with.
+
+Exit codes, the same for every command (README, "Exit codes"):
+    0    done (check: every part is current)
+    1    refused or failed; nothing was changed, and the line says why and what to do
+    2    the command line is wrong: an unknown option or value, a name that cannot be used, no project here
+    3    update stopped at conflicts: earlier parts are committed, the conflicted files wait for you
+    4    check: something is behind the installed template (nothing is wrong)
+    130  interrupted (Ctrl-C or SIGTERM); nothing half-written was left
+"""
 
 from __future__ import annotations
 
@@ -39,8 +48,13 @@ class UpdateError(LitscaffoldError):
     """A precondition of `litscaffold update` does not hold."""
 
 
+EXIT_BEHIND = 4  # `check`: a part is behind; not an error
+
+
 class UpdateConflict(LitscaffoldError):
     """An update merged with conflicts that the user must resolve."""
+
+    exit_code = 3
 
     report: object = None  # the UpdateReport of what happened to every file so far
 
