@@ -53,7 +53,6 @@ def build_model(setup: Setup, info: DataInfo) -> BaseModel:
         setup.error(f"model {setup.model_name!r} cannot train on dataset {setup.data_name!r}: {why}")
     model = MODELS[setup.model_name](input_shape=info.input_shape, num_outputs=info.num_outputs, task=info.task,
                                      **setup.model_hparams)
-    model.run_hparams = {"seed": setup.args.seed}
     return model
 
 
@@ -135,12 +134,11 @@ def prepare_run_dir(setup: Setup, trainer_kwargs: dict[str, Any]) -> Path | None
                             f"--resume {run_dir}, or choose another --version")
             run_dir.mkdir(parents=True, exist_ok=True)
         return run_dir
-    changed = {
+    changed = {  # what tells this run apart: hyperparameters, then Trainer and run flags, the seed
         **hparams.changed_from_defaults(setup.model_hparams, setup.model_flags),
         **hparams.changed_from_defaults(setup.data_hparams, setup.data_flags),
+        **hparams.run_settings(setup),
     }
-    if args.seed != setup.parser.get_default("seed"):
-        changed["seed"] = args.seed
     run_dir, run_id = naming.create_run_dir(setup.series_dir, naming.version_suffix(changed), argv=setup.argv)
     os.environ[naming.RUN_ID_ENV] = run_id  # DDP ranks re-executed by Lightning inherit it: same folder
     return run_dir
