@@ -109,6 +109,20 @@ def test_a_grid_search_covers_its_grid(tmp_path: Path) -> None:
     assert covered == {(4, "adam"), (4, "sgd"), (8, "adam"), (8, "sgd")}
 
 
+def test_a_sweep_with_folds_optimizes_the_mean_of_the_folds(tmp_path: Path) -> None:
+    save_dir = tmp_path / "logs"
+    proc = sweep(save_dir, "--study", "f", "--trials", "2", "--hidden", "4,8", "--folds", "2", "--max_epochs", "1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    study = study_of(save_dir, "f")
+    assert states(study) == {"COMPLETE": 2}
+    runs = [json.loads(path.read_text()) for path in (save_dir / "f").glob("*/run.json")]
+    assert len(runs) == 4  # two trials of two folds, all in the study's series
+    for trial in study.trials:
+        folds_of_trial = [run for run in runs if run["model_hparams"]["hidden"] == trial.params["hidden"]]
+        assert sorted(run["argv"][-1] for run in folds_of_trial) == ["0", "1"]  # --fold 0, --fold 1
+        assert trial.value == pytest.approx(folds_of_trial[0]["folds_val_loss"]["mean"])
+
+
 @pytest.mark.parametrize(("flags", "says"), [
     (["--lr", "0.1:0.1"], "empty range"),
     (["--lr", "0.1:0.01"], "empty range"),
@@ -118,6 +132,7 @@ def test_a_grid_search_covers_its_grid(tmp_path: Path) -> None:
     (["--optimizer", "adam,rmsprop"], "rmsprop"),
     (["--storage", "postgresql+psycopg2://nobody@127.0.0.1:1/none"], "cannot open"),
     (["--sampler", "grid", "--lr", "0.001:0.1"], "grid"),
+    (["--prune", "--folds", "3", "--lr", "0.001:0.1"], "--prune with --folds"),
 ])
 def test_bad_input_is_one_line_and_exit_2_before_any_trial(tmp_path: Path, flags: list[str], says: str) -> None:
     save_dir = tmp_path / "logs"

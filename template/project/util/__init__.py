@@ -13,6 +13,8 @@ to add a model or a dataset):
     hpmetrics.py the HPARAMS tab: each run's row, hp/val_loss as the best loss/val, columns over all series
     search.py    sweep.py's machinery: search space from flags, the Optuna study, workers running trials
     trial.py     a run that is a sweep trial: reports loss/val, is pruned, tells its worker the result
+    space.py     a sweep's search space from trainer.py's flags (ranges, choices, fixed values)
+    folds.py     --folds K: K-fold cross-validation runs and the mean and std of their best loss/val
     progress.py  the progress bar
     registry.py  discovery behind model/ and data/
 """
