@@ -60,12 +60,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     plan = parse(argv)
     print(f"Study {plan.study}: {plan.trials} trials in {plan.series_dir}", flush=True)
+    code = 0
     if plan.workers == 1:
         search.work(plan)
     else:  # each worker its own process, taking the next trial as soon as its last one ends
-        search.start_workers(plan, plan.workers, __file__)
+        code = search.start_workers(plan, plan.workers, __file__)
     print(search.summary(plan))
-    return 0
+    return code  # non-zero when a worker itself failed (a failed trial is the study's business, not an error)
 
 
 if __name__ == "__main__":

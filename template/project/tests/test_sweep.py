@@ -80,11 +80,10 @@ def test_a_killed_worker_fails_its_trial_and_the_same_command_completes_the_stud
 
 def test_pruning_stops_trials_worse_than_the_median(tmp_path: Path) -> None:
     save_dir = tmp_path / "logs"
-    good = sweep(save_dir, "--study", "p", "--prune", "--trials", "2", "--lr", "0.05,0.02",
-                 "--max_epochs", "4")
+    good = sweep(save_dir, "--study", "p", "--prune", "--trials", "2", "--lr", "0.02:0.05", "--max_epochs", "4")
     assert good.returncode == 0, good.stdout + good.stderr
     # the same study continued with learning rates far too small to learn anything in a few steps
-    bad = sweep(save_dir, "--study", "p", "--prune", "--trials", "4", "--lr", "1e-7,1e-8", "--max_epochs", "4")
+    bad = sweep(save_dir, "--study", "p", "--prune", "--trials", "4", "--lr", "1e-8:1e-7", "--max_epochs", "4")
     assert bad.returncode == 0, bad.stdout + bad.stderr
     study = study_of(save_dir, "p")
     assert states(study) == {"COMPLETE": 2, "PRUNED": 2}, bad.stdout
@@ -121,6 +120,15 @@ def test_a_sweep_with_folds_optimizes_the_mean_of_the_folds(tmp_path: Path) -> N
         folds_of_trial = [run for run in runs if run["model_hparams"]["hidden"] == trial.params["hidden"]]
         assert sorted(run["argv"][-1] for run in folds_of_trial) == ["0", "1"]  # --fold 0, --fold 1
         assert trial.value == pytest.approx(folds_of_trial[0]["folds_val_loss"]["mean"])
+
+
+def test_a_study_keeps_its_choices(tmp_path: Path) -> None:
+    save_dir = tmp_path / "logs"
+    first = sweep(save_dir, "--study", "c", "--trials", "1", "--hidden", "4,8", "--max_epochs", "1")
+    assert first.returncode == 0, first.stdout + first.stderr
+    again = sweep(save_dir, "--study", "c", "--trials", "2", "--hidden", "16,32", "--max_epochs", "1")
+    assert again.returncode == 2 and "--hidden" in again.stderr.splitlines()[-1] and "Traceback" not in again.stderr
+    assert len(study_of(save_dir, "c").trials) == 1
 
 
 @pytest.mark.parametrize(("flags", "says"), [

@@ -106,8 +106,23 @@ def make_plan(args: Any, tokens: list[str], trainer_path: Path) -> Plan:
     if args.storage:
         open_storage(args.storage, heartbeat=False)  # unreachable: refused before any folder is made
     series_dir.mkdir(parents=True, exist_ok=True)
-    load(plan)  # creates the study, or finds it to continue
+    _check_same_choices(load(plan), space)  # creates the study, or finds it to continue
     return plan
+
+
+def _check_same_choices(study: Any, space: list[Param]) -> None:
+    """Optuna lets a continued study change a range but not a set of choices: say so before any trial."""
+    from optuna.distributions import check_distribution_compatibility
+
+    mine = {param.name: param for param in space}
+    for trial in study.get_trials(deepcopy=False):
+        for name, earlier in trial.distributions.items():
+            if name in mine:
+                try:
+                    check_distribution_compatibility(earlier, mine[name].distribution())
+                except ValueError:
+                    raise SweepError(f"{mine[name].flag}: study {study.study_name} searched it as {earlier}; a "
+                                     "study keeps its choices: give the same ones, or another --study") from None
 
 
 # ----------------------------------------------------------------------------------------------------
