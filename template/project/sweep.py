@@ -10,7 +10,8 @@ Each trial is an ordinary run in the series logs/<study>/ (folder, checkpoints, 
 `tensorboard --logdir logs/<study>` compares them all, pruned ones included. The study lives in
 logs/<study>/study.db (or --storage): the same command again continues it up to --trials; trials whose process
 died count as failed, not done. At the end: the best trials and the trainer.py command that trains the best again.
-The machinery is in util/search.py (space, study, workers) and util/trial.py (the trainer's side).
+The machinery is in util/space.py (the search space), util/search.py (the study), util/workers.py (the
+workers) and util/trial.py (the trainer's side).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from util import search
+from util import search, workers
 
 EPILOG = """examples:
   python sweep.py --trials 20 --workers 2 --lr 1e-4:1e-1:log --hidden 16,32,64 --max_epochs 20
@@ -56,15 +57,15 @@ def parse(argv: list[str] | None) -> search.Plan:
 
 def main(argv: list[str] | None = None) -> int:
     if search.WORKER_ENV in os.environ:  # one of the --workers processes started below
-        search.worker_main(os.environ[search.WORKER_ENV])
+        workers.worker_main(os.environ[search.WORKER_ENV])
         return 0
     plan = parse(argv)
     print(f"Study {plan.study}: {plan.trials} trials in {plan.series_dir}", flush=True)
     code = 0
     if plan.workers == 1:
-        search.work(plan)
+        workers.work(plan)
     else:  # each worker its own process, taking the next trial as soon as its last one ends
-        code = search.start_workers(plan, plan.workers, __file__)
+        code = workers.start_workers(plan, plan.workers, __file__)
     print(search.summary(plan))
     return code  # non-zero when a worker itself failed (a failed trial is the study's business, not an error)
 

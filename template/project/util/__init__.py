@@ -11,7 +11,8 @@ to add a model or a dataset):
     resume.py    exact resume: last.ckpt every validation, event files cut back, Ctrl-C and SIGTERM saved
     tuning.py    --scale_batch_size and --lr_find
     hpmetrics.py the HPARAMS tab: each run's row, hp/val_loss as the best loss/val, columns over all series
-    search.py    sweep.py's machinery: search space from flags, the Optuna study, workers running trials
+    search.py    sweep.py's plan and its Optuna study (storage, sampler, pruner), the summary of the best trials
+    workers.py   sweep.py's workers: trials as trainer.py processes, dead workers' trials failed
     trial.py     a run that is a sweep trial: reports loss/val, is pruned, tells its worker the result
     space.py     a sweep's search space from trainer.py's flags (ranges, choices, fixed values)
     folds.py     --folds K: K-fold cross-validation runs and the mean and std of their best loss/val
