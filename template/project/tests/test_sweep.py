@@ -110,7 +110,7 @@ def test_a_grid_search_covers_its_grid(tmp_path: Path) -> None:
 
 def test_a_sweep_with_folds_optimizes_the_mean_of_the_folds(tmp_path: Path) -> None:
     save_dir = tmp_path / "logs"
-    proc = sweep(save_dir, "--study", "f", "--trials", "2", "--hidden", "4,8", "--folds", "2", "--max_epochs", "1")
+    proc = sweep(save_dir, "--study", "f", "--sampler", "grid", "--hidden", "4,8", "--folds", "2", "--max_epochs", "1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     study = study_of(save_dir, "f")
     assert states(study) == {"COMPLETE": 2}
