@@ -23,7 +23,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
 from util import runs
-from util.search import TRIAL_ENV, median_pruner
+from util.search import TRIAL_ENV, median_pruner, open_storage
 
 MONITOR = "loss/val"
 
@@ -40,7 +40,9 @@ class TrialReport(Callback):
     def __init__(self, link: dict[str, Any]) -> None:
         import optuna
 
-        study = optuna.load_study(study_name=link["study"], storage=link["storage"], pruner=median_pruner())
+        # open_storage: a journal file path is no URL that optuna.load_study would take as it is
+        study = optuna.load_study(study_name=link["study"], storage=open_storage(link["storage"], heartbeat=False),
+                                  pruner=median_pruner())
         self.trial = optuna.trial.Trial(study, link["trial_id"])
         self.validations = 0
         self.pruned = False
