@@ -130,28 +130,29 @@ def test_two_epochs_fill_the_hparams_tab_with_real_values(project: Path, tmp_pat
     (run_dir,) = run_dirs(save_dir)
     # naming scheme: save_dir/<model>-<dataset>/<timestamp>_<changed hyperparameters>
     assert run_dir.parent.name == "deep_normal-synthetic_regression"
-    assert re.fullmatch(r"\d{8}-\d{6}(_\d+)?_lr=0\.005", run_dir.name), run_dir.name
+    # every setting that differs from its default names the run, Trainer flags included
+    assert re.fullmatch(r"\d{8}-\d{6}(_\d+)?_lr=0\.005_max_epochs=2_train_batches=4_val_batches=2_test_batches=2",
+                        run_dir.name), run_dir.name
     assert str(run_dir) in proc.stdout and "tensorboard --logdir" in proc.stdout
 
     events = EventAccumulator(str(run_dir))
     events.Reload()
     content = events.PluginTagToContent("hparams")
-    assert "_hparams_/experiment" in content and "_hparams_/session_start_info" in content
+    # the run's row without an experiment summary: TensorBoard then takes the columns from ALL runs it reads
+    # (one run's experiment summary would hide other series' hyperparameters)
+    assert "_hparams_/session_start_info" in content and "_hparams_/experiment" not in content
     session = metadata.parse_session_start_info_plugin_data(content["_hparams_/session_start_info"])
     hparams = dict(session.hparams)
     assert math.isclose(hparams["lr"].number_value, 0.005)
-    assert "hidden" in hparams and "batch_size" in hparams
-    experiment = metadata.parse_experiment_plugin_data(content["_hparams_/experiment"])
-    metrics = {info.name.tag for info in experiment.metric_infos}
-    assert "hp/val_loss" in metrics
+    assert "hidden" in hparams and "batch_size" in hparams and hparams["max_epochs"].number_value == 2
 
     val_loss = events.Scalars("loss/val")
     hp_val = events.Scalars("hp/val_loss")
-    assert len(val_loss) == 2 and len(hp_val) >= 2
-    # the HPARAMS table shows the last logged value: it must be the real last validation loss
-    assert math.isclose(hp_val[-1].value, val_loss[-1].value, rel_tol=1e-6)
-    # only the placeholder written with the hyperparameters may be NaN (TensorBoard does not plot it)
-    assert all(math.isfinite(v.value) for v in hp_val[1:]) and len(hp_val) == 1 + len(val_loss)
+    assert len(val_loss) == 2 and len(hp_val) == 2
+    # the HPARAMS table shows the last logged value: the best validation loss, the checkpoint that is tested
+    assert math.isclose(hp_val[-1].value, min(v.value for v in val_loss), rel_tol=1e-6)
+    assert math.isclose(events.Scalars("hp/val_loss_last")[-1].value, val_loss[-1].value, rel_tol=1e-6)
+    assert all(math.isfinite(v.value) for v in hp_val)
     assert "loss/train" in events.Tags()["scalars"]
 
     run = json.loads((run_dir / "run.json").read_text())

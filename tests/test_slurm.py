@@ -52,6 +52,14 @@ def submit(cluster, project: Path, save_dir: Path, epochs: int) -> str:
     return match.group(1)
 
 
+def run_dir_of(save_dir: Path, job: str, epochs: int) -> Path:
+    """The job's run folder: its job id, then the settings that differ from their defaults (submit's flags and
+    the ones slurm.sbatch adds)."""
+    settings = (f"accelerator=cpu_strategy=ddp_devices=2_max_epochs={epochs}_train_batches={BATCHES}_val_batches=1_"
+                "test_batches=1_patience=none")
+    return save_dir / SERIES / f"slurm-{job}_{settings}"
+
+
 def output_of(project: Path, job: str) -> str:
     path = project / "logs" / f"slurm-{job}.out"
     return path.read_text(errors="replace") if path.is_file() else ""
@@ -80,7 +88,7 @@ def test_a_two_task_cpu_job_trains_with_ddp_into_one_run_folder(cluster: SlurmCl
     save_dir = tmp_path / "logs"
     job = submit(cluster, project, save_dir, epochs=2)
     finished(cluster, project, job)
-    run_dir = save_dir / SERIES / f"slurm-{job}"
+    run_dir = run_dir_of(save_dir, job, epochs=2)
     assert run_dirs(save_dir) == [run_dir], output_of(project, job)[-3000:]
     assert global_step(run_dir / "checkpoints" / "last.ckpt") == 2 * BATCHES
     assert f"Run directory: {run_dir}" in output_of(project, job)
@@ -93,7 +101,7 @@ def test_a_requeued_job_continues_its_run_to_the_planned_step(cluster: SlurmClus
     save_dir = tmp_path / "logs"
     epochs = 40
     job = submit(cluster, project, save_dir, epochs=epochs)
-    run_dir = save_dir / SERIES / f"slurm-{job}"
+    run_dir = run_dir_of(save_dir, job, epochs)
     wait_for_checkpoint(cluster, project, job, run_dir)
     if how == "SIGUSR1":  # what SLURM sends 90 s before the time limit: Lightning saves and requeues the job
         cluster.run("scancel", "--signal=USR1", job)

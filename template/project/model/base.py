@@ -1,6 +1,6 @@
-"""The training system every model shares: `step` turns a batch into a loss; the rest is logging,
-optimizers and the TensorBoard HPARAMS recipe. A model file only adds its layers, `forward` and, when
-it learns differently, its own `step`."""
+"""The training system every model shares: `step` turns a batch into a loss; the rest is logging and
+optimizers (the HPARAMS tab is the trainer's, util/hpmetrics.py). A model file only adds its layers, `forward`
+and, when it learns differently, its own `step`."""
 
 import math
 from typing import Any, ClassVar, Literal, get_args
@@ -8,7 +8,6 @@ from typing import Any, ClassVar, Literal, get_args
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 
 from data.base import DataInfo
@@ -62,9 +61,6 @@ class BaseModel(pl.LightningModule):
             raise ValueError(f"{type(self).__name__} cannot learn this dataset: {reason}")
         # Records this class's and the subclass's arguments: checkpoints rebuild the model from them.
         self.save_hyperparameters()
-        # Settings of the run rather than the model (e.g. {"seed": 7}); the trainer fills it, and they
-        # show in the HPARAMS tab beside the model's and the dataset's hyperparameters.
-        self.run_hparams: dict[str, Any] = {}
         self._sums: dict[str, dict[str, Tensor]] = {}
         self._counts: dict[str, int] = {}
         self._restored: dict[str, tuple[dict[str, Tensor], int]] = {}  # from a checkpoint taken mid-epoch
@@ -139,15 +135,13 @@ class BaseModel(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
 
+    # The HPARAMS tab's row and its hp/ metrics (the best loss/val, the tested checkpoint's loss/test) are
+    # written by the trainer's util/hpmetrics.py callback, for this and any other LightningModule.
     def on_validation_epoch_end(self) -> None:
-        loss = self._log_epoch("val")
-        if loss is not None:
-            self.log("hp/val_loss", loss, sync_dist=True)
+        self._log_epoch("val")
 
     def on_test_epoch_end(self) -> None:
-        loss = self._log_epoch("test")
-        if loss is not None:
-            self.log("hp/test_loss", loss, sync_dist=True)
+        self._log_epoch("test")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # A checkpoint taken mid-epoch (Ctrl-C, validation within the epoch) keeps the epoch's sums so far:
@@ -159,20 +153,6 @@ class BaseModel(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._restored = dict(checkpoint.get("epoch_sums", {}))
-
-    def on_train_start(self) -> None:
-        # HPARAMS tab: TensorBoard shows hyperparameters only when they are written once together with
-        # the metrics they are compared by; the hp/ metrics are then logged like any other metric.
-        # (The trainer already gave the hyperparameters to any other logger, e.g. CSV.)
-        if self.global_step > 0:
-            return  # a resumed run: its first start wrote them, and the resumed run keeps that event file
-        datamodule = getattr(self.trainer, "datamodule", None)
-        params = {**(dict(datamodule.hparams) if datamodule is not None else {}), **self.hparams}
-        params.update(self.run_hparams)
-        placeholders = {"hp/val_loss": math.nan, "hp/test_loss": math.nan}
-        for logger in self.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.log_hyperparams(params, placeholders)
 
     # ---- optimization --------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

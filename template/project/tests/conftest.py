@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 QUIET = ["--enable_progress_bar", "false", "--enable_model_summary", "false"]
 # One short epoch: enough to write checkpoints and event files.
 TINY = ["--max_epochs", "1", "--limit_train_batches", "2", "--limit_val_batches", "1", "--limit_test_batches", "1"]
+# ... which differ from their defaults, so they name the run (after its timestamp and hyperparameters)
+TINY_NAME = "max_epochs=1_train_batches=2_val_batches=1_test_batches=1"
 
 
 def train(save_dir: Path, *flags: str) -> Path | None:
@@ -35,10 +37,9 @@ def logged_hparams(run_dir: Path) -> dict[str, object]:
     events.Reload()
     content = events.PluginTagToContent("hparams")
     info = metadata.parse_session_start_info_plugin_data(content["_hparams_/session_start_info"])
-    return {
-        name: value.number_value if value.HasField("number_value") else value.string_value
-        for name, value in info.hparams.items()
-    }
+    kinds = ("number_value", "bool_value", "string_value")
+    return {name: getattr(value, next(kind for kind in kinds if value.HasField(kind)))
+            for name, value in info.hparams.items()}
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import QUIET, ROOT, TINY, logged_hparams, scalars, train
+from conftest import QUIET, ROOT, TINY, TINY_NAME, logged_hparams, scalars, train
 
 import trainer
 from data import DATASETS
@@ -38,14 +38,14 @@ def test_run_folder_holds_run_json_checkpoints_and_events(two_epoch_run: Path) -
     assert best.is_file() and best.name.startswith("best-epoch=")
     assert "/" not in best.relative_to(two_epoch_run / "checkpoints").as_posix()  # "loss/val" made no folder
     assert (two_epoch_run / "checkpoints" / "last.ckpt").is_file()
-    assert re.fullmatch(STAMP, two_epoch_run.name)  # default hyperparameters: timestamp only
+    assert re.fullmatch(rf"{STAMP}_max_epochs=2", two_epoch_run.name)  # only --max_epochs differs from its default
     assert two_epoch_run.parent.name == f"{trainer.DEFAULT_MODEL}-{trainer.DEFAULT_DATASET}"
 
 
-def test_hparams_tab_lists_hyperparameters_and_the_real_last_val_loss(two_epoch_run: Path) -> None:
+def test_hparams_tab_lists_hyperparameters_and_the_best_val_loss(two_epoch_run: Path) -> None:
     hparams = logged_hparams(two_epoch_run)
     info = json.loads((two_epoch_run / "run.json").read_text())
-    for name, value in {**info["model_hparams"], **info["data_hparams"], "seed": info["seed"]}.items():
+    for name, value in {**info["model_hparams"], **info["data_hparams"], "seed": info["seed"], "max_epochs": 2}.items():
         assert name in hparams, name
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             assert hparams[name] == pytest.approx(value)
@@ -53,10 +53,14 @@ def test_hparams_tab_lists_hyperparameters_and_the_real_last_val_loss(two_epoch_
     val_loss = scalars(two_epoch_run, "loss/val")
     hp_val_loss = [(step, value) for step, value in scalars(two_epoch_run, "hp/val_loss") if not math.isnan(value)]
     assert len(val_loss) == 2  # one value per epoch
-    # the real values, not only the placeholder
-    assert [step for step, _ in hp_val_loss] == [step for step, _ in val_loss]
-    assert [value for _, value in hp_val_loss] == pytest.approx([value for _, value in val_loss])
-    assert math.isfinite(hp_val_loss[-1][1])
+    # the best loss/val so far at each validation (the checkpoint trainer.test uses), the last one beside it
+    assert len(hp_val_loss) == len(val_loss)  # after each validation (at the step that follows it)
+    best_so_far = [min(value for _, value in val_loss[:i + 1]) for i in range(len(val_loss))]
+    assert [value for _, value in hp_val_loss] == pytest.approx(best_so_far)
+    assert [value for _, value in scalars(two_epoch_run, "hp/val_loss_last")] == pytest.approx(
+        [value for _, value in val_loss])
+    best_checkpoint = json.loads((two_epoch_run / "run.json").read_text())["best_checkpoint"]
+    assert f"val_loss={best_so_far[-1]:.4f}" in best_checkpoint
     assert len(scalars(two_epoch_run, "hp/test_loss")) >= 1
     assert len(scalars(two_epoch_run, "loss/train")) == 2
 
@@ -85,7 +89,8 @@ def test_version_names_the_changed_hyperparameters(tmp_path: Path) -> None:
     lr = default_of("lr") / 2
     run_dir = train(tmp_path, *TINY, "--lr", str(lr), "--batch_size", "32", "--seed", "7", "--name", "series")
     assert run_dir.parent == tmp_path / "series"
-    assert re.fullmatch(rf"{STAMP}_lr={re.escape(naming.format_value(lr))}_batch_size=32_seed=7", run_dir.name)
+    expected = rf"{STAMP}_lr={re.escape(naming.format_value(lr))}_batch_size=32_{TINY_NAME}_seed=7"
+    assert re.fullmatch(expected, run_dir.name), run_dir.name
     assert logged_hparams(run_dir)["lr"] == pytest.approx(lr)
 
 
@@ -93,7 +98,7 @@ def test_two_runs_in_the_same_second_get_two_folders(tmp_path: Path, monkeypatch
     monkeypatch.setattr(naming, "timestamp", lambda now=None: "20261124-101502")
     first = train(tmp_path, *TINY)
     second = train(tmp_path, *TINY)
-    assert (first.name, second.name) == ("20261124-101502", "20261124-101502-2")
+    assert (first.name, second.name) == (f"20261124-101502_{TINY_NAME}", f"20261124-101502-2_{TINY_NAME}")
     assert (first / "run.json").is_file() and (second / "run.json").is_file()
     # the folder is claimed atomically: a concurrent claim of the same name takes the next one
     third, run_id = naming.create_run_dir(tmp_path / "other", "lr=0.1")
@@ -153,10 +158,10 @@ def test_a_slurm_run_is_named_after_its_job_and_found_again_when_requeued(tmp_pa
     monkeypatch.setenv("SLURM_NTASKS", "1")
     args = ["--max_epochs", "1", "--limit_train_batches", "2", "--limit_val_batches", "1", "--limit_test_batches", "1"]
     run_dir = train(tmp_path, *args)
-    assert run_dir.name == "slurm-77"
+    assert run_dir.name == f"slurm-77_{TINY_NAME}"
     # the requeued job runs the same command again: it continues in the same folder (no new epoch to train)
     assert train(tmp_path, *args) == run_dir
-    assert [path.name for path in run_dir.parent.iterdir()] == ["slurm-77"]
+    assert [path.name for path in run_dir.parent.iterdir()] == [f"slurm-77_{TINY_NAME}"]
     assert global_step(run_dir / "checkpoints" / "last.ckpt") == 2
     # another job, or another command in this job, is another run
     assert train(tmp_path, *args, "--max_epochs", "2") != run_dir

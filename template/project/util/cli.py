@@ -101,6 +101,11 @@ def _add_run_flags(group: argparse._ArgumentGroup, defaults: Defaults) -> None:
     group.add_argument("--swa_lrs", type=float, metavar="LR", help="SWA learning rate (default: the model's lr).")
     group.add_argument("--csv", action=argparse.BooleanOptionalAction, default=defaults.csv,
                        help="Also log metrics to <run>/csv/metrics.csv.")
+    # K-fold cross-validation (util/folds.py): --folds K runs every fold; --fold I only the I-th (0-based).
+    group.add_argument("--folds", type=int, metavar="K",
+                       help="Cross-validate: K runs, each validating on one K-th of train+val (the test split stays "
+                            "held out), then the mean and std of their best loss/val.")
+    group.add_argument("--fold", type=int, metavar="I", help="With --folds K: train only fold I (0 to K-1).")
 
 
 def build_parser(defaults: Defaults, model_name: str | None,

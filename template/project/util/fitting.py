@@ -55,7 +55,7 @@ def load_data(setup: Setup) -> tuple[pl.LightningDataModule, DataInfo | None]:
 
 def build_model(setup: Setup, info: DataInfo | None) -> pl.LightningModule:
     """The model, wired to the dataset's facts it takes; an incompatible pair is refused before anything is
-    written. Any LightningModule works (util/foreign.py); a BaseModel also checks the pair and logs HPARAMS."""
+    written. Any LightningModule works (util/foreign.py); a BaseModel also checks the pair."""
     cls = MODELS[setup.model_name]
     if issubclass(cls, BaseModel):
         why = cls.incompatibility(info)
@@ -66,7 +66,6 @@ def build_model(setup: Setup, info: DataInfo | None) -> pl.LightningModule:
         model = foreign.build(cls, info, setup.model_hparams)
     except (TypeError, ValueError) as error:  # e.g. a required argument without a flag type
         setup.error(f"model {setup.model_name!r}: {error}")
-    model.run_hparams = {"seed": setup.args.seed}
     return model
 
 
@@ -148,12 +147,11 @@ def prepare_run_dir(setup: Setup, trainer_kwargs: dict[str, Any]) -> Path | None
                             f"--resume {run_dir}, or choose another --version")
             run_dir.mkdir(parents=True, exist_ok=True)
         return run_dir
-    changed = {
+    changed = {  # what tells this run apart: hyperparameters, then Trainer and run flags, the seed
         **hparams.changed_from_defaults(setup.model_hparams, setup.model_flags),
         **hparams.changed_from_defaults(setup.data_hparams, setup.data_flags),
+        **hparams.run_settings(setup),
     }
-    if args.seed != setup.parser.get_default("seed"):
-        changed["seed"] = args.seed
     run_dir, run_id = naming.create_run_dir(setup.series_dir, naming.version_suffix(changed), argv=setup.argv)
     os.environ[naming.RUN_ID_ENV] = run_id  # DDP ranks re-executed by Lightning inherit it: same folder
     return run_dir

@@ -14,18 +14,14 @@ for plain Lightning has none of that, so here:
 from __future__ import annotations
 
 import inspect
-import math
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from data.base import DataInfo
 from model.base import BaseModel
-from util.monitor import MetricChoice
 
 WIRED = ("input_shape", "num_outputs", "task")  # what a dataset tells the model it builds
 MAX_CLASS_SCAN_BATCHES = 200  # integer targets: the classes found in up to this many training batches
@@ -116,48 +112,3 @@ def own_hparams(component: Any, flag_values: dict[str, Any]) -> dict[str, Any]:
     """A module's hyperparameters: its flags (the signature), and what save_hyperparameters() recorded."""
     saved = dict(getattr(component, "hparams", {}) or {})
     return {**flag_values, **saved}
-
-
-class HparamsRecord(Callback):
-    """The HPARAMS tab of a model that is not a BaseModel (BaseModel writes its own in on_train_start).
-
-    Its hyperparameters and the dataset's are written once with the hp/ metrics; hp/val_loss then holds the
-    best value so far of the monitored metric, hp/test_loss the test counterpart of it (val -> test).
-    """
-
-    def __init__(self, model_hparams: dict[str, Any], data_hparams: dict[str, Any], run_hparams: dict[str, Any]):
-        self.model_hparams, self.data_hparams, self.run_hparams = model_hparams, data_hparams, run_hparams
-
-    @staticmethod
-    def _tensorboards(trainer: pl.Trainer) -> list[TensorBoardLogger]:
-        return [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.global_step > 0:  # a resumed run: its first start wrote them
-            return
-        datamodule = getattr(trainer, "datamodule", None)
-        params = {**own_hparams(datamodule, self.data_hparams), **own_hparams(pl_module, self.model_hparams),
-                  **self.run_hparams}
-        for logger in self._tensorboards(trainer):
-            logger.log_hyperparams(params, {"hp/val_loss": math.nan, "hp/test_loss": math.nan})
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        choice = _metric_choice(trainer)
-        if trainer.sanity_checking or choice is None or choice.best is None:
-            return
-        for logger in self._tensorboards(trainer):
-            logger.log_metrics({"hp/val_loss": choice.best}, step=trainer.global_step)
-
-    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        choice = _metric_choice(trainer)
-        logged = {name: value for name, value in trainer.callback_metrics.items() if "test" in name}
-        wanted = choice.metric.replace("val", "test") if choice is not None and choice.metric else None
-        name = wanted if wanted in logged else next(iter(sorted(n for n in logged if "loss" in n)), None)
-        if name is None:
-            return
-        for logger in self._tensorboards(trainer):
-            logger.log_metrics({"hp/test_loss": float(logged[name])}, step=trainer.global_step)
-
-
-def _metric_choice(trainer: pl.Trainer) -> MetricChoice | None:
-    return next((cb for cb in trainer.callbacks if isinstance(cb, MetricChoice)), None)

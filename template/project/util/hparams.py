@@ -7,10 +7,13 @@ from __future__ import annotations
 import argparse
 import inspect
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from util.flags import choices_help, converter_for, metavar_for, signature_with_hints
 from util.helptext import arg_docs, comment_docs
+
+if TYPE_CHECKING:
+    from util.cli import Setup
 
 # Lightning's own base classes end the walk up the MRO: their __init__ takes no hyperparameters. (Classes that
 # Lightning ships as examples, lightning.pytorch.demos, are user classes like any other: their arguments count.)
@@ -108,3 +111,34 @@ def hparam_values(args: argparse.Namespace, hparams: list[HParam]) -> dict[str, 
 def changed_from_defaults(values: dict[str, Any], hparams: list[HParam]) -> dict[str, Any]:
     """The subset of ``values`` that differs from the constructor defaults (in declaration order)."""
     return {h.name: values[h.name] for h in hparams if h.name in values and values[h.name] != h.default}
+
+
+# Run flags that only say where a run goes or how it reports: they never tell two runs' results apart.
+# (--model and --dataset name the series; the resumed run keeps its own name.)
+_PLACE_ONLY = ("model", "dataset", "save_dir", "name", "version", "resume", "csv")
+# Trainer flags about output only: the progress bar or the summary does not change what is trained.
+_OUTPUT_ONLY = ("enable_progress_bar", "enable_model_summary", "default_root_dir", "logger")
+
+
+def run_settings(setup: Setup) -> dict[str, Any]:
+    """The run's settings beside its hyperparameters that differ from their defaults: Trainer flags given with
+    another value than Lightning's default, run flags (--swa, --early_stopping_patience ...) and the seed.
+    They name the run's folder and show in its HPARAMS row, so runs that differ only there are told apart."""
+    from lightning.pytorch import Trainer
+
+    from util.flags import signature_with_hints
+
+    args = setup.args
+    trainer_defaults = signature_with_hints(Trainer.__init__)[0].parameters
+    changed = {}
+    for name in setup.trainer_flags:
+        if hasattr(args, name) and name not in _OUTPUT_ONLY and getattr(args, name) != trainer_defaults[name].default:
+            changed[name] = getattr(args, name)
+    for action in setup.parser._actions:
+        name = action.dest
+        if (not action.option_strings or name in _PLACE_ONLY or "." in name or name in changed
+                or action.default is argparse.SUPPRESS or name == "help"):
+            continue
+        if getattr(args, name, action.default) != action.default:
+            changed[name] = getattr(args, name)
+    return changed

@@ -18,6 +18,7 @@ A run is the directory ``<save_dir>/<name>/<version>`` (util/runs.py says what i
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import os
 import re
@@ -44,7 +45,7 @@ def timestamp(now: float | None = None) -> str:
 
 def format_value(value: Any) -> str:
     """A short, path-safe rendering of a hyperparameter value for a directory name."""
-    if isinstance(value, bool):
+    if isinstance(value, bool) or value is None:
         text = str(value).lower()
     elif isinstance(value, float):
         text = f"{value:.4g}"
@@ -57,13 +58,42 @@ def format_value(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]+", "-", text).strip("-")[:40] or "-"
 
 
+# Long flag names, shortened in folder names (the HPARAMS row keeps the full names).
+SHORT_NAMES = {
+    "accumulate_grad_batches": "accum", "gradient_clip_val": "clip", "gradient_clip_algorithm": "clip_algo",
+    "early_stopping_patience": "patience", "limit_train_batches": "train_batches",
+    "limit_val_batches": "val_batches", "limit_test_batches": "test_batches", "overfit_batches": "overfit",
+    "check_val_every_n_epoch": "val_every", "val_check_interval": "val_interval", "scale_batch_size": "scale_bs",
+    "num_sanity_val_steps": "sanity_steps", "log_every_n_steps": "log_every", "reload_dataloaders_every_n_epochs":
+    "reload_every", "use_distributed_sampler": "dist_sampler", "inference_mode": "inference",
+}
+
+
+def short_name(name: str) -> str:
+    """A readable short form of a long flag name: a known abbreviation, else words cut to 5 letters."""
+    if name in SHORT_NAMES:
+        return SHORT_NAMES[name]
+    if len(name) <= 14:
+        return name
+    return "_".join(word[:5] for word in name.split("_"))
+
+
 def version_suffix(changed: dict[str, Any]) -> str:
-    """``lr=0.01_hidden=64`` for the hyperparameters that differ from their defaults."""
-    return "_".join(f"{name}={format_value(value)}" for name, value in changed.items())
+    """``lr=0.01_hidden=64_max_epochs=5`` for the settings that differ from their defaults."""
+    names = {name: short_name(name) for name in changed}
+    if len(set(names.values())) < len(names):  # two names shortened alike: keep the full names
+        names = {name: name for name in changed}
+    return "_".join(f"{names[name]}={format_value(value)}" for name, value in changed.items())
 
 
 def version_name(run_id: str, suffix: str) -> str:
-    return f"{run_id}_{suffix}"[:MAX_VERSION_LENGTH] if suffix else run_id
+    """``<run id>_<suffix>``; a suffix too long for a folder name is cut and ends with a digest of the whole,
+    so two runs whose settings differ only past the cut still get different names."""
+    name = f"{run_id}_{suffix}" if suffix else run_id
+    if len(name) <= MAX_VERSION_LENGTH:
+        return name
+    digest = hashlib.sha1(suffix.encode()).hexdigest()[:8]
+    return f"{name[:MAX_VERSION_LENGTH - 10].rstrip('_=')}_{digest}"
 
 
 # ----------------------------------------------------------------------------------------------------
