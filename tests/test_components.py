@@ -166,7 +166,9 @@ def test_every_blueprint_joins_the_projects_own_tests(project: Path) -> None:
     lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=project,
                           capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+    # "not slow": the project's slow tests (sweeps, DDP) do not depend on the added blueprints, and they run in
+    # test_generated_project.py's run of the project's CI workflow.
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow", "tests"],
                           cwd=project, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-5000:]
     # every added module shows up in the project's parametrized tests

@@ -89,7 +89,8 @@ def new_project(
         f"  cd {where}\n"
         "  pip install -e .            # torch, lightning, tensorboard (add '.[dev]' for pytest and ruff)\n"
         "  python trainer.py           # trains on the embedded data, offline\n"
-        "  tensorboard --logdir logs   # curves and the HPARAMS tab\n"
+        "  python sweep.py --trials 20 --lr 1e-4:1e-1:log --workers 2   # search hyperparameters\n"
+        "  tensorboard --logdir logs   # every run of every series; HPARAMS compares them all\n"
         "  python -m pytest            # the project's own tests"
     )
 
