@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from scaffold import render_project  # benchmarks/scaffold.py
 
 EVALUATE = r'''
 import json, math, sys
@@ -68,8 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
-        env = render(work, args.threads)
-        project = work / "quality"
+        project, env = render_project(work, "quality", args.threads)
         (work / "evaluate.py").write_text(EVALUATE)
         rows = []
         for seed in args.seeds:
@@ -101,24 +99,6 @@ def children_cpu() -> float:
     machine (wall time on a shared machine is not)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def render(work: Path, threads: int) -> dict[str, str]:
-    from litscaffold.snapshot import snapshot
-
-    home = work / "home"
-    home.mkdir()
-    bundle = work / "template.bundle"
-    snapshot(root=REPO, bundle=bundle)
-    env = {**os.environ, "HOME": str(home), "LITSCAFFOLD_CACHE_DIR": str(home / ".cache" / "ls"),
-           "LITSCAFFOLD_TEMPLATE_BUNDLE": str(bundle), "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b",
-           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
-    for name in [n for n in env if n.startswith("PL_TRAINER_") or n == "PYTHONPATH"]:
-        del env[name]  # the Trainer's own defaults
-    if threads:
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    run([sys.executable, "-m", "litscaffold", "new-project", "quality", "--defaults"], work, env)
-    return env
 
 
 def run(command: list[str], cwd: Path, env: dict[str, str]) -> str:

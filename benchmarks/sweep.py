@@ -28,25 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from scaffold import render_project  # benchmarks/scaffold.py
+
 FLAGS = ["--max_epochs", "2", "--limit_train_batches", "4", "--limit_val_batches", "2", "--limit_test_batches", "2",
          "--enable_progress_bar", "false", "--enable_model_summary", "false", "--early_stopping_patience", "none"]
-
-
-def render(work: Path) -> tuple[Path, dict[str, str]]:
-    from litscaffold.snapshot import snapshot
-
-    home = work / "home"
-    home.mkdir()
-    bundle = work / "template.bundle"
-    snapshot(root=REPO, bundle=bundle)
-    env = {**os.environ, "HOME": str(home), "LITSCAFFOLD_CACHE_DIR": str(home / ".cache" / "ls"),
-           "LITSCAFFOLD_TEMPLATE_BUNDLE": str(bundle), "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b",
-           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    for name in [n for n in env if n.startswith(("PL_TRAINER_", "SLURM_")) or n == "PYTHONPATH"]:
-        del env[name]
-    run([sys.executable, "-m", "litscaffold", "new-project", "bench", "--defaults"], work, env, work / "render.log")
-    return work / "bench", env
 
 
 def run(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> float:
@@ -69,7 +54,7 @@ def main() -> None:
     hidden = [str(4 + i) for i in range(args.trials)]
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as scratch:
         work = Path(scratch)
-        project, env = render(work)
+        project, env = render_project(work, "bench", threads=1)
         best: dict[str, float] = {}
         for repeat in range(args.repeats):
             save_dir = work / f"logs-{repeat}"
