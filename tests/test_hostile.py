@@ -209,6 +209,7 @@ CRAFTED = [  # (id, setup, fragment): component answers files that cannot be tru
     ("utf8", corrupt(b"component: model\nname: \xff\xfe\n"), "not UTF-8"),
     ("list", corrupt(b"- component\n- model\n"), "does not hold answers"),
 ]
+CONFLICT = 3  # a file of the user's where the template writes one is a conflict (README: exit codes)
 CASES: list[Case] = []
 for cid, setup, fragment in CRAFTED:  # every command on the path traversal, two on each other damage
     commands = [("list",), ("check",), ("update",), ("remove", "model", "my_net")]
@@ -267,9 +268,9 @@ CASES += [
     Case("no-commit-update", no_commit_yet, ("update",), 1, "no commit yet", old=True),
     # user files git does not show, or ignores, where the new version writes
     Case("untracked-hidden-update", untracked_hidden, ("update",), 1, "uncommitted changes in notes.txt", old=True),
-    Case("ignored-update", ignored_where_template_adds, ("update",), 1, ADDED_FILE, old=True),
-    Case("ignored-dry-run", ignored_where_template_adds, ("update", "--dry-run"), 1, ADDED_FILE, old=True),
-    Case("folder-update", folder_where_template_adds, ("update",), 1, f"{ADDED_FILE} (a folder)", old=True),
+    Case("ignored-update", ignored_where_template_adds, ("update",), CONFLICT, ADDED_FILE, old=True),
+    Case("ignored-dry-run", ignored_where_template_adds, ("update", "--dry-run"), CONFLICT, ADDED_FILE, old=True),
+    Case("folder-update", folder_where_template_adds, ("update",), CONFLICT, f"{ADDED_FILE} (a folder)", old=True),
     Case("immutable-update", immutable_trainer, ("update",), 1, "trainer.py", old=True),
     # caches that cannot be used
     Case("cache-file", cache_is_a_file, ("add", "model", "x"), 1, "is a file"),

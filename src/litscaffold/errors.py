@@ -4,7 +4,8 @@ Exit codes, the same for every command (README, "Exit codes"):
     0    done (check: every part is current)
     1    refused or failed; nothing was changed, and the line says why and what to do
     2    the command line is wrong: an unknown option or value, a name that cannot be used, no project here
-    3    update stopped at conflicts: earlier parts are committed, the conflicted files wait for you
+    3    update found conflicts: merged files with markers wait for you (earlier parts committed), or your own
+         files sit where the template writes (nothing changed); --dry-run: the update would conflict
     4    check: something is behind the installed template (nothing is wrong)
     130  interrupted (Ctrl-C or SIGTERM); nothing half-written was left
 """
