@@ -79,7 +79,7 @@ def test_a_careful_merge_of_notebooks_line_endings_and_deleted_or_renamed_files(
 
     # the CRLF file: the user's line and the template's change, every line still CRLF, no markers
     data = (edited / "predict.py").read_bytes()
-    assert b"Ours: predictions from a trained run" in data and b"from util import runs" in data
+    assert b"Ours: predictions from a trained run" in data and b"from util import" in data
     assert data.count(b"\n") == data.count(b"\r\n") and b"<<<<<<<" not in data
     assert files["predict.py"]["status"] == "merged" and "CRLF" in files["predict.py"]["detail"]
 

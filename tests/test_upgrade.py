@@ -78,14 +78,13 @@ def user_edits(root: Path) -> dict[str, str]:
     return survivors
 
 
-def resolve_taking_the_template(root: Path, path: str) -> str:
-    """What a user does with an update's conflict here: keep the template's side, carry their own lines over by
-    hand (returned: the 'before' sides, which the test checks hold the user's lines), commit."""
+def resolve(root: Path, path: str, keep_both: bool = False) -> str:
+    """What a user does with an update's conflict: keep the template's side (and carry their own lines over by
+    hand), or keep both sides; returns the 'before' sides, which the test checks hold the user's lines."""
     text = (root / path).read_text()
     ours = "".join(before for before, _ in MARKERS.findall(text))
-    (root / path).write_text(MARKERS.sub(lambda match: match.group(2), text))
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", f"resolve {path}")
+    (root / path).write_text(MARKERS.sub(lambda match: match.group(1) + match.group(2) if keep_both
+                                         else match.group(2), text))
     return ours
 
 
@@ -98,13 +97,18 @@ def test_an_edited_project_reaches_the_current_template_without_losing_a_line(ve
     first = run_cli("update", cwd=root)
     # the moved code conflicts with the user's flag: listed, with how to go on, nothing committed yet
     assert first.returncode == 3, first.stdout + first.stderr  # stopped at conflicts (README: exit codes)
-    assert "conflicts in trainer.py" in first.stderr and "litscaffold update` again" in first.stderr
+    assert "merged with conflicts in" in first.stderr and "litscaffold update` again" in first.stderr
+    assert "trainer.py" in first.stderr.split("conflicts in")[1].split("(")[0]
     assert not (root / "flags.py").exists()  # not edited: it moved to util/ with the rest
     conflicted = (root / "trainer.py").read_text()
     for key in ("trainer.py", "trainer.py#moved"):
         assert survivors[key] in conflicted, key  # merged, or inside the markers
     assert MARKERS.search(conflicted)
-    assert survivors["trainer.py#moved"] in resolve_taking_the_template(root, "trainer.py")
+    assert survivors["trainer.py#moved"] in resolve(root, "trainer.py")
+    if MARKERS.search((root / "pyproject.toml").read_text()):  # the template added dependencies there too
+        assert survivors["pyproject.toml"] in resolve(root, "pyproject.toml", keep_both=True)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "resolve the update's conflicts")
 
     second = run_cli("update", cwd=root)  # then the components
     assert second.returncode == 0, second.stdout + second.stderr
