@@ -62,14 +62,20 @@ def merge_in_progress(root: Path) -> None:
     git(root, "merge", "-q", "-s", "ours", "--no-commit", diverge(root))
 
 
+def readme_changed_on_two_branches(root: Path, branch: str) -> None:
+    """README.md changed one way on a new `branch` and another way on the current one: merging or picking it
+    stops on a conflict."""
+    git(root, "checkout", "-q", "-b", branch)
+    (root / "README.md").write_text(f"{branch}\n")
+    commit_all(root, branch)
+    git(root, "checkout", "-q", "-")
+    (root / "README.md").write_text("here\n")
+    commit_all(root, "here")
+
+
 def conflicted_merge(root: Path) -> None:
     """The user's own merge stopped on a conflict (README.md changed on both sides)."""
-    git(root, "checkout", "-q", "-b", "theirs")
-    (root / "README.md").write_text("theirs\n")
-    commit_all(root, "theirs")
-    git(root, "checkout", "-q", "-")
-    (root / "README.md").write_text("ours\n")
-    commit_all(root, "ours")
+    readme_changed_on_two_branches(root, "theirs")
     git(root, "merge", "-q", "theirs", check=False)
     assert (root / ".git" / "MERGE_HEAD").exists()
 
@@ -82,12 +88,7 @@ def rebase_in_progress(root: Path) -> None:
 
 
 def cherry_pick_in_progress(root: Path) -> None:
-    git(root, "checkout", "-q", "-b", "pick")
-    (root / "README.md").write_text("picked\n")
-    commit_all(root, "to pick")
-    git(root, "checkout", "-q", "-")
-    (root / "README.md").write_text("here\n")
-    commit_all(root, "here")
+    readme_changed_on_two_branches(root, "pick")
     git(root, "cherry-pick", "pick", check=False)
     assert (root / ".git" / "CHERRY_PICK_HEAD").exists()
 
