@@ -39,7 +39,7 @@ from util import runs
 
 run_dir = runs.find_run(sys.argv[1], runs.DEFAULT_SAVE_DIR)
 info = runs.read_run_info(run_dir)
-model = MODELS[info["model"]].load_from_checkpoint(runs.best_checkpoint(run_dir), map_location="cpu").eval()
+model = MODELS[info["model"]].load_from_checkpoint(runs.best_checkpoint(run_dir), map_location="cpu", weights_only=True).eval()
 events = EventAccumulator(str(run_dir))
 events.Reload()
 val = [event.value for event in events.Scalars("loss/val")]

@@ -37,7 +37,7 @@ def run_dirs(save_dir: Path) -> list[Path]:
 def global_step(checkpoint: Path) -> int:
     import torch
 
-    return int(torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"])
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"])
 
 
 def logged_steps(run_dir: Path) -> dict[str, list[int]]:

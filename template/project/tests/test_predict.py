@@ -30,7 +30,7 @@ def test_predict_writes_a_csv_of_the_test_split(two_epoch_run: Path, tmp_path: P
     datamodule = DATASETS[info["dataset"]](**info["data_hparams"])
     datamodule.setup("test")
     assert len(rows) == len(datamodule.test_dataloader().dataset)
-    model = MODELS[info["model"]].load_from_checkpoint(two_epoch_run / info["best_checkpoint"])
+    model = MODELS[info["model"]].load_from_checkpoint(two_epoch_run / info["best_checkpoint"], weights_only=True)
     x, y = next(iter(datamodule.test_dataloader()))
     expected_columns = set(model.predict_step((x, y), 0))
     assert expected_columns <= {name.rsplit("_", 1)[0] if name[-1].isdigit() else name for name in rows[0]}

@@ -23,7 +23,7 @@ STAMP = r"\d{8}-\d{6}"
 
 
 def global_step(checkpoint: Path) -> int:
-    return torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"]
+    return torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"]
 
 
 # ---- one two-epoch run: files, HPARAMS, metrics ------------------------------------------------------

@@ -155,7 +155,7 @@ def parse_args(argv: list[str] | None, defaults: Defaults) -> Setup:
         try:
             resume_dir = runs.find_run(known.resume, known.save_dir / series)
             recorded = runs.read_run_info(resume_dir)
-            runs.last_checkpoint(resume_dir)
+            runs.load_checkpoint(runs.last_checkpoint(resume_dir))  # readable, and safely (it may come from anyone)
         except runs.RunError as error:
             bare.error(f"--resume: {error}")
         for flag, given, was in (("--model", known.model, recorded["model"]),

@@ -26,15 +26,26 @@ MAX_INPUT_COLUMNS = 16  # wider inputs (images) are not copied into the CSV
 def restore(cls: type, checkpoint: Path, hparams: dict[str, Any], info: DataInfo | None,
             device: torch.device | str) -> Any:
     """A model or datamodule as it was trained. With save_hyperparameters() the checkpoint rebuilds it (Lightning's
-    load_from_checkpoint); without, run.json's hyperparameters do, then the checkpoint's weights and state."""
-    state = torch.load(checkpoint, map_location=device, weights_only=False)
+    load_from_checkpoint); without, run.json's hyperparameters do, then the checkpoint's weights and state. Both read
+    it with weights_only=True (util/runs.py load_checkpoint): a checkpoint never runs code."""
+    state = runs.load_checkpoint(checkpoint)
     is_model = issubclass(cls, pl.LightningModule)
     if (state.get("hyper_parameters") if is_model else state.get("datamodule_hyper_parameters")) is not None:
-        return cls.load_from_checkpoint(checkpoint, map_location=device)
+        try:
+            return cls.load_from_checkpoint(checkpoint, map_location=device, weights_only=True)
+        except (RuntimeError, KeyError, TypeError) as error:  # another model's weights or hyperparameters
+            raise runs.RunError(f"{checkpoint} does not fit {cls.__name__}: "
+                                f"{' '.join(str(error).split())[:200]}") from None
     if is_model:
+        if not isinstance(state.get("state_dict"), dict):
+            raise runs.RunError(f"{checkpoint} holds no model weights (no state_dict)")
         model = foreign.build(cls, info, hparams)
         model.on_load_checkpoint(state)
-        model.load_state_dict(state["state_dict"])
+        try:
+            model.load_state_dict(state["state_dict"])
+        except RuntimeError as error:  # another model's weights
+            raise runs.RunError(f"{checkpoint} does not fit {cls.__name__}: "
+                                f"{' '.join(str(error).split())[:200]}") from None
         return model.to(device)
     datamodule = cls(**hparams)
     if cls.__qualname__ in state:  # what its state_dict() returned at training time

@@ -22,7 +22,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from util.runs import CHECKPOINTS, LAST_CHECKPOINT
+from util.runs import CHECKPOINTS, LAST_CHECKPOINT, load_checkpoint
 
 EVENT_FILE = "events.out.tfevents.*"
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}  # 128 + the signal's number
@@ -45,7 +45,7 @@ def keep_earlier_csv(run_dir: Path, resumed: bool) -> None:
 
 def logged_step(checkpoint: Path) -> int:
     """The logging step at which the resumed run continues (Lightning logs at optimizer steps taken)."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = load_checkpoint(checkpoint)  # weights_only: a file in a run folder never runs code
     try:
         return int(state["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"])
     except (KeyError, TypeError):

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +59,13 @@ def read_run_info(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
         raise RunError(f"{run_dir} is not a run directory (no {RUN_FILE})")
-    return json.loads(path.read_text())
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunError(f"{path} cannot be read ({error}); restore it, or start a new run") from None
+    if not isinstance(info, dict):
+        raise RunError(f"{path} holds no run record (a JSON object); restore it, or start a new run")
+    return info
 
 
 def update_run_info(run_dir: Path, **changes: Any) -> None:
@@ -131,8 +139,34 @@ def last_checkpoint(run_dir: Path) -> Path:
 
 
 def best_checkpoint(run_dir: Path) -> Path:
-    """The checkpoint run.json names as best, else last.ckpt."""
+    """The checkpoint run.json names as best, else last.ckpt. run.json is only data: a path it names that leads out
+    of the run folder (absolute, `..`, a symlink) is not followed."""
     recorded = read_run_info(run_dir).get("best_checkpoint")
-    if recorded and (run_dir / recorded).is_file():
-        return run_dir / recorded
+    if isinstance(recorded, str) and recorded:
+        candidate = (Path(run_dir) / recorded).resolve()
+        if not candidate.is_relative_to(Path(run_dir).resolve()):
+            raise RunError(f"{Path(run_dir) / RUN_FILE} names best_checkpoint {recorded!r}, outside the run folder; "
+                           "fix or remove that entry (a checkpoint is only ever read from its own run)")
+        if candidate.is_file():
+            return candidate
     return last_checkpoint(run_dir)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's contents, read safely: torch.load(weights_only=True) rebuilds tensors and plain data only, so a
+    crafted file cannot run code (unpickling a full pickle can run anything). Unreadable files are one RunError."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:  # holds objects a weights-only load refuses
+        detail = str(error).split("WeightsUnpickler error:")[-1].strip().splitlines()[0]
+        raise RunError(f"{path} holds more than weights and plain values ({detail}); it was not loaded, since "
+                       "unpickling it could run code: use checkpoints written by this project's trainer") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RunError(f"{path} is not a readable checkpoint ({reason}); it may be cut short (a kill or a full "
+                       "disk while it was written)") from None
+    if not isinstance(state, dict):
+        raise RunError(f"{path} is not a Lightning checkpoint (no dictionary of states)")
+    return state
