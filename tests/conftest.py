@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+import services  # tests/services.py: starts and stops the daemons
+
+if TYPE_CHECKING:
+    from litscaffold.template import TemplateSource
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The longest test first (the generated project's own suite): with pytest-xdist it starts at once on one
+    worker while the other takes the group that shares SLURM and PostgreSQL (xdist sends the largest group first),
+    and both workers finish at about the same time."""
+    items.sort(key=lambda item: item.get_closest_marker("longest") is None)
 
 
 @pytest.fixture(scope="session")
@@ -85,14 +100,86 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> 
     return lines[0]
 
 
-# =====================================================================================================
-# Template history fixtures (issue 4: `litscaffold update` / `check`).  Owned by the update work;
-# other fixtures go above this section.
-# =====================================================================================================
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
 
-import re
-import shutil
-from dataclasses import dataclass
+
+def copy_project(source: Path, where: Path) -> Path:
+    """A copy of a shared render for a test that writes (git history included)."""
+    target = where / source.name
+    shutil.copytree(source, target, symlinks=True)
+    return target
+
+
+def run_dirs(save_dir: Path) -> list[Path]:
+    return sorted(path for path in save_dir.glob("*/*") if path.is_dir())
+
+
+def global_step(checkpoint: Path) -> int:
+    import torch
+
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"])
+
+
+def assert_no_step_twice(run_dir: Path) -> None:
+    """No scalar has a step written twice across the run's event files (TensorBoard's reader would hide it)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), purge_orphaned_data=False)
+    events.Reload()
+    for tag in events.Tags()["scalars"]:
+        steps = [event.step for event in events.Scalars(tag)]
+        # "epoch" is Lightning's own bookkeeping, written once for train and once for val at the same step.
+        assert tag == "epoch" or len(steps) == len(set(steps)), f"{tag} logged a step twice: {steps}"
+
+
+# ---- Shared renders: made once per session (per xdist worker), copied by the tests that write ----------------
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory: pytest.TempPathFactory, isolated_env: None) -> Path:
+    """`litscaffold new-project demo --defaults` of the working tree's template, committed. Read only: tests that
+    write take `project`, a copy of it."""
+    where = tmp_path_factory.mktemp("rendered")
+    run_cli("new-project", "demo", "--defaults", cwd=where, check=True)
+    return where / "demo"
+
+
+@pytest.fixture
+def project(rendered: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the shared render, this test's to change."""
+    return copy_project(rendered, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def rendered_with_model(rendered: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared render with `add model my_net` committed (the hostile and interruption tests' seed). Read only."""
+    root = copy_project(rendered, tmp_path_factory.mktemp("with-model"))
+    run_cli("add", "model", "my_net", cwd=root, check=True)
+    return root
+
+
+def component_name(blueprint: str) -> str:
+    return f"my_{blueprint.replace('-', '_')}"
+
+
+@pytest.fixture(scope="session")
+def full_project(rendered: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The render with one component of every blueprint added (`my_<blueprint>`), each add committed: the project
+    whose own suite is run once (test_generated_project.py) and that the cluster tests submit jobs from. Read
+    only: copy it to write."""
+    from litscaffold.components import BLUEPRINTS
+
+    root = copy_project(rendered, tmp_path_factory.mktemp("full"))
+    for kind, blueprints in BLUEPRINTS.items():
+        for blueprint in blueprints:
+            run_cli("add", kind, component_name(blueprint), "--blueprint", blueprint, cwd=root, check=True)
+    return root
+
+
+# =====================================================================================================
+# Template history fixtures (issue 4: `litscaffold update` / `check`).
+# =====================================================================================================
 
 OLD_VERSION = "0.0.9"
 OLD_AUTHOR_DEFAULT = "Old Template Author"
@@ -219,9 +306,37 @@ def old_project(tmp_path: Path, old_project_seed: Path, template_history: Templa
     return root
 
 
-# Real services (SLURM, PostgreSQL)
+# =====================================================================================================
+# Projects made from the SHIPPED bundle at released versions (the upgrade and merge tests)
+# =====================================================================================================
 
-import services  # tests/services.py: starts and stops the daemons
+
+@pytest.fixture
+def shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TemplateSource:
+    """The bundle in the package, in a cache of its own (the session's cache holds the working tree's)."""
+    from litscaffold.template import BUNDLE, TemplateSource
+
+    monkeypatch.setenv("LITSCAFFOLD_TEMPLATE_BUNDLE", str(BUNDLE))
+    monkeypatch.setenv("LITSCAFFOLD_CACHE_DIR", str(tmp_path / "cache"))
+    return TemplateSource(bundle=BUNDLE)
+
+
+def scaffold(where: Path, version: str, source: TemplateSource) -> Path:
+    """A project at `version` with a model and a dataset added at that version, committed."""
+    from litscaffold.components import add_component
+    from litscaffold.project import Project
+    from litscaffold.scaffold import new_project
+
+    root = where / "lab"
+    new_project("lab", root, version=version, source=source)
+    add_component(Project(root), "model", "my_net", "convnet", source=source)
+    add_component(Project(root), "dataset", "sales", "synthetic-regression", source=source)
+    return root
+
+
+# =====================================================================================================
+# Real services (SLURM, PostgreSQL): tests that use them share one xdist worker (group "services")
+# =====================================================================================================
 
 
 @pytest.fixture(scope="session")

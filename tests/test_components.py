@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,23 +11,9 @@ import pytest
 from conftest import assert_refused, run_cli, tree_digest
 
 from litscaffold import __version__
+from litscaffold.components import BLUEPRINTS
 
-MODEL_BLUEPRINTS = ["mlp", "deep-normal", "convnet", "autoencoder", "blank"]
-DATASET_BLUEPRINTS = ["synthetic-regression", "synthetic-images", "mnist", "csv", "image-folder", "arrays"]
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    where = tmp_path_factory.mktemp("components")
-    run_cli("new-project", "demo", "--defaults", cwd=where, check=True)
-    return where / "demo"
-
-
-@pytest.fixture
-def project(pristine: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "demo"
-    shutil.copytree(pristine, copy)
-    return copy
+MODEL_BLUEPRINTS = list(BLUEPRINTS["model"])
 
 
 def listed(project: Path) -> dict[tuple[str, str], dict]:
@@ -152,76 +137,3 @@ def test_refusals_leave_the_project_byte_identical(project: Path, args: list[str
 def test_outside_a_project(tmp_path: Path) -> None:
     assert "not inside a litscaffold project" in assert_refused("add", "model", "net", cwd=tmp_path, code=2)
     assert "--project DIR" in assert_refused("list", "--project", str(tmp_path), cwd=tmp_path, code=2)
-
-
-@pytest.mark.slow
-def test_every_blueprint_joins_the_projects_own_tests(project: Path) -> None:
-    for blueprint in MODEL_BLUEPRINTS:
-        run_cli("add", "model", f"my_{blueprint.replace('-', '_')}", "--blueprint", blueprint, cwd=project,
-                check=True)
-    for blueprint in DATASET_BLUEPRINTS:
-        run_cli("add", "dataset", f"my_{blueprint.replace('-', '_')}", "--blueprint", blueprint, cwd=project,
-                check=True)
-    assert len([k for k in listed(project) if k[0] == "model"]) == 2 + len(MODEL_BLUEPRINTS)
-    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=project,
-                          capture_output=True, text=True)
-    assert lint.returncode == 0, lint.stdout
-    # "not slow": the project's slow tests (sweeps, DDP) do not depend on the added blueprints, and they run in
-    # test_generated_project.py's run of the project's CI workflow.
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow", "tests"],
-                          cwd=project, capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-5000:]
-    # every added module shows up in the project's parametrized tests
-    for blueprint in MODEL_BLUEPRINTS + DATASET_BLUEPRINTS:
-        assert f"my_{blueprint.replace('-', '_')}" in subprocess.run(
-            [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests"],
-            cwd=project, capture_output=True, text=True).stdout
-
-
-def train(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "trainer.py", "--max_epochs", "1", "--save_dir", "logs", *args],
-                          cwd=project, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900)
-
-
-@pytest.mark.slow
-def test_one_pair_per_task_trains_for_an_epoch(project: Path) -> None:
-    run_cli("add", "model", "digits_net", "--blueprint", "convnet", cwd=project, check=True)
-    run_cli("add", "model", "codec", "--blueprint", "autoencoder", cwd=project, check=True)
-    run_cli("add", "dataset", "digits", "--blueprint", "synthetic-images", cwd=project, check=True)
-    for model, dataset in [("mlp", "synthetic_regression"), ("digits_net", "digits"), ("codec", "digits")]:
-        proc = train(project, "--model", model, "--dataset", dataset, "--limit_train_batches", "8",
-                     "--limit_val_batches", "2", "--limit_test_batches", "2")
-        assert proc.returncode == 0, (model, dataset, proc.stderr[-3000:])
-    assert len(list((project / "logs").glob("*/*/run.json"))) == 3
-
-
-@pytest.mark.slow
-def test_model_hyperparameters_become_flags_and_incompatible_pairs_are_refused(project: Path) -> None:
-    run_cli("add", "model", "digits_net", "--blueprint", "convnet", cwd=project, check=True)
-    help_text = subprocess.run([sys.executable, "trainer.py", "--model", "mlp", "--help"], cwd=project,
-                               capture_output=True, text=True).stdout
-    assert "--hidden" in help_text
-    proc = train(project, "--model", "mlp", "--hidden", "17", "--fast_dev_run", "true")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = train(project, "--model", "mlp", "--hidden", "17", "--limit_train_batches", "2",
-                 "--limit_val_batches", "1", "--limit_test_batches", "1")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (run_dir,) = (project / "logs").glob("mlp-synthetic_regression/*")
-    assert "_hidden=17" in run_dir.name  # beside the Trainer flags the run changed (issue 10)
-    proc = train(project, "--model", "digits_net", "--dataset", "synthetic_regression")
-    assert proc.returncode != 0
-    message = proc.stderr.strip().splitlines()[-1]
-    assert "digits_net" in message and "synthetic_regression" in message and "Traceback" not in proc.stderr
-    assert not (project / "logs" / "digits_net-synthetic_regression").exists() or not any(
-        (project / "logs" / "digits_net-synthetic_regression").iterdir())
-
-
-@pytest.mark.slow
-def test_csv_without_the_named_columns_names_the_columns_found(project: Path) -> None:
-    run_cli("add", "dataset", "sales", "--blueprint", "csv", cwd=project, check=True)
-    (project / "sales.csv").write_text("a,b,price\n" + "".join(f"{i},{i * 2},{i * 3}\n" for i in range(50)))
-    proc = train(project, "--model", "mlp", "--dataset", "sales", "--path", "sales.csv", "--features", "a,size",
-                 "--target", "price", "--fast_dev_run", "true")
-    assert proc.returncode != 0
-    message = proc.stderr.strip().splitlines()[-1]
-    assert "size" in message and "a, b, price" in message and "Traceback" not in proc.stderr

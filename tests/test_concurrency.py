@@ -28,9 +28,8 @@ def _clean(root: Path) -> bool:
     return git(root, "-c", "status.showUntrackedFiles=all", "status", "--porcelain") == ""
 
 
-def test_six_adds_at_once_all_commit(tmp_path: Path) -> None:
-    run_cli("new-project", "demo", "--defaults", cwd=tmp_path, check=True)
-    root = tmp_path / "demo"
+def test_six_adds_at_once_all_commit(project: Path) -> None:
+    root = project
     names = [f"net{i}" for i in range(6)]
     results = _finish([_start(("add", "model", name), root) for name in names])
     assert all(code == 0 for code, _ in results), results
@@ -50,9 +49,8 @@ def test_two_updates_at_once_one_updates_the_other_finds_it_current(
     assert run_cli("check", cwd=old_project).returncode == 0
 
 
-def test_mixed_commands_at_once_take_turns(tmp_path: Path) -> None:
-    run_cli("new-project", "demo", "--defaults", cwd=tmp_path, check=True)
-    root = tmp_path / "demo"
+def test_mixed_commands_at_once_take_turns(project: Path) -> None:
+    root = project
     procs = [_start(("add", "dataset", "sales"), root), _start(("remove", "model", "mlp"), root),
              _start(("add", "model", "net"), root)]
     results = _finish(procs)

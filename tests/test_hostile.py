@@ -31,13 +31,10 @@ from litscaffold import __version__
 COMPONENT = ".copier-answers.model-my_net.yml"
 
 
-@pytest.fixture(scope="module")
-def seed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A current project with an added model, rendered once for the module."""
-    where = tmp_path_factory.mktemp("hostile-seed")
-    run_cli("new-project", "demo", "--defaults", cwd=where, check=True)
-    run_cli("add", "model", "my_net", cwd=where / "demo", check=True)
-    return where / "demo"
+@pytest.fixture
+def seed(rendered_with_model: Path) -> Path:
+    """A current project with an added model (the session's shared render; copied before any change)."""
+    return rendered_with_model
 
 
 @pytest.fixture

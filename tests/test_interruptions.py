@@ -86,12 +86,10 @@ def _while_rendering(world: Path, args: tuple[str, ...], done, cwd: str = PROJEC
     return _assert_all_or_nothing(world, before, code, stderr, done)
 
 
-@pytest.fixture(scope="module")
-def seed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    where = tmp_path_factory.mktemp("interrupt-seed")
-    run_cli("new-project", "demo", "--defaults", cwd=where, check=True)
-    run_cli("add", "model", "my_net", cwd=where / "demo", check=True)
-    return where / "demo"
+@pytest.fixture
+def seed(rendered_with_model: Path) -> Path:
+    """A current project with an added model (the session's shared render; copied before any change)."""
+    return rendered_with_model
 
 
 def _copier(seed: Path, tmp_path: Path):

@@ -9,7 +9,7 @@ import pytest
 import services
 from services import PostgresServer, SlurmCluster, pid_alive, processes_using
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("services")]
 
 
 def test_two_task_job_completes(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:

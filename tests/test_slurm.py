@@ -13,21 +13,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import assert_no_step_twice, copy_project, global_step, run_dirs
 from services import SlurmCluster
-from test_workflows import assert_no_step_twice, global_step, run_dirs
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("services")]
 
 SERIES = "deep_normal-synthetic_regression"
 BATCHES = 4  # training batches per rank and epoch: with 2 ranks, 4 optimizer steps per epoch
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    where = tmp_path_factory.mktemp("slurm-project")
-    run_cli("new-project", "demo", "--defaults", cwd=where, check=True)
-    return where / "demo"
+def project(rendered: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared render, copied once for this module (the jobs append their output to its logs/)."""
+    return copy_project(rendered, tmp_path_factory.mktemp("slurm"))
 
 
 @pytest.fixture

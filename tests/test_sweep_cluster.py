@@ -15,20 +15,19 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import run_cli
+from conftest import copy_project
 from services import PostgresServer, SlurmCluster
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("services")]
 
 TRIAL = ["--max_epochs", "1", "--limit_train_batches", "2", "--limit_val_batches", "1", "--limit_test_batches", "1",
          "--enable_progress_bar", "false", "--enable_model_summary", "false"]
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    where = tmp_path_factory.mktemp("sweep-project")
-    run_cli("new-project", "demo", "--defaults", cwd=where, check=True)
-    return where / "demo"
+def project(rendered: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared render, copied once for this module (the array's tasks append their output to its logs/)."""
+    return copy_project(rendered, tmp_path_factory.mktemp("sweeps"))
 
 
 def finished_trials(study: optuna.Study) -> dict[str, int]:
@@ -46,7 +45,8 @@ def test_a_study_on_a_real_postgresql_server(project: Path, postgres_server: Pos
                            *TRIAL], cwd=project, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     study = optuna.load_study(study_name="pg", storage=postgres_server.url)
-    assert finished_trials(study) == {"COMPLETE": 3}
+    # two workers finishing together may both start a trial for the last place: one trial more, never a failure
+    assert set(finished_trials(study)) == {"COMPLETE"} and 3 <= finished_trials(study)["COMPLETE"] <= 4
     assert len({trial.user_attrs["worker"] for trial in study.trials}) == 2
     for trial in study.trials:
         run_dir = Path(trial.user_attrs["run_dir"])
@@ -88,7 +88,7 @@ def test_a_slurm_job_array_is_two_workers_of_one_study(project: Path, cluster: S
     for task in (0, 1):
         assert cluster.state(f"{job}_{task}") == "COMPLETED", shown
     study = optuna.load_study(study_name="arr", storage=f"sqlite:///{save_dir / 'arr' / 'study.db'}")
-    assert finished_trials(study) == {"COMPLETE": 4}, shown
+    assert set(finished_trials(study)) == {"COMPLETE"} and 4 <= finished_trials(study)["COMPLETE"] <= 5, shown
     assert len({trial.user_attrs["worker"] for trial in study.trials}) == 2, shown  # both tasks ran trials
     for trial in study.trials:
         run_dir = Path(trial.user_attrs["run_dir"])

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import run_cli
-from test_upgrade import git, scaffold, shipped  # noqa: F401 - shipped is a fixture
+from conftest import git, run_cli, scaffold
 
 from litscaffold.notebooks import CONFLICT_TAG
 from litscaffold.snapshot import released
@@ -37,7 +36,7 @@ def changed_between_versions(root: Path, source: TemplateSource, path: str) -> b
 
 
 @pytest.fixture
-def edited(tmp_path: Path, shipped: TemplateSource) -> Path:  # noqa: F811
+def edited(tmp_path: Path, shipped: TemplateSource) -> Path:
     root = scaffold(tmp_path, OLDER, shipped)
     for path in (NOTEBOOK, "predict.py", "README.md", "tests/test_predict.py"):
         assert changed_between_versions(root, shipped, path), f"the template no longer changes {path}"

@@ -6,44 +6,17 @@ inside conflict markers that `update` lists; a project without edits ends byte-i
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, tree_digest
+from conftest import git, run_cli, scaffold, tree_digest
 
 from litscaffold.snapshot import released
-from litscaffold.template import BUNDLE, TemplateSource, current_version, parse_version
+from litscaffold.template import TemplateSource, current_version, parse_version
 
 OLDER = [version for version in sorted(released(), key=parse_version)
          if parse_version(version) < parse_version(current_version())]
 MARKERS = re.compile(r"^<<<<<<< before updating\n(.*?)^=======\n(.*?)^>>>>>>> after updating\n", re.DOTALL | re.MULTILINE)
-
-
-@pytest.fixture
-def shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TemplateSource:
-    """The bundle in the package, in a cache of its own (the session's cache holds the working tree's)."""
-    monkeypatch.setenv("LITSCAFFOLD_TEMPLATE_BUNDLE", str(BUNDLE))
-    monkeypatch.setenv("LITSCAFFOLD_CACHE_DIR", str(tmp_path / "cache"))
-    return TemplateSource(bundle=BUNDLE)
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
-
-
-def scaffold(where: Path, version: str, source: TemplateSource) -> Path:
-    """A project at `version` with a model and a dataset added at that version, committed."""
-    from litscaffold.components import add_component
-    from litscaffold.project import Project
-    from litscaffold.scaffold import new_project
-
-    root = where / "lab"
-    new_project("lab", root, version=version, source=source)
-    add_component(Project(root), "model", "my_net", "convnet", source=source)
-    add_component(Project(root), "dataset", "sales", "synthetic-regression", source=source)
-    return root
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -137,13 +110,3 @@ def test_a_project_without_edits_updates_cleanly_to_what_a_fresh_render_holds(ve
         return {path: digest for path, digest in tree_digest(tree).items()
                 if not path.startswith((".git/", ".copier-answers"))}
     assert content(root) == content(fresh)
-
-
-@pytest.mark.slow
-def test_an_updated_project_passes_its_own_tests(tmp_path: Path, shipped: TemplateSource) -> None:
-    root = scaffold(tmp_path, OLDER[0], shipped)
-    assert run_cli("update", cwd=root).returncode == 0
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not slow"],
-                          cwd=root, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert re.search(r"\d+ passed", proc.stdout)

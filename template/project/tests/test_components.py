@@ -6,6 +6,7 @@ without any edit. Pairs of the project's own kind (BaseModel, BaseDataModule) ar
 datasets suit them and have tiny offline instances. Plain Lightning classes are covered by test_foreign.py.
 """
 
+import json
 import shutil
 import subprocess
 import sys
@@ -149,3 +150,28 @@ def test_a_broken_module_is_named(package: str, tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert f"{package}/broken.py could not be imported" in result.stderr.strip().splitlines()[-1]
+
+
+def _one_dataset_per_model() -> list[tuple[str, str]]:
+    """Each of the project's models with the first of its datasets it can learn."""
+    pairs = []
+    for model_name in OWN_MODELS:
+        for data_name in OWN_DATASETS:
+            info = DATASETS[data_name](**DATASETS[data_name].smoke_test_hparams(Path("."))).info
+            if not MODELS[model_name].incompatibility(info):
+                pairs.append((model_name, data_name))
+                break
+    return pairs
+
+
+@pytest.mark.parametrize(("model_name", "data_name"), _one_dataset_per_model())
+def test_every_model_trains_a_real_epoch(model_name: str, data_name: str, tmp_path: Path) -> None:
+    """A real run (folder, checkpoints, test of the best one) of every model, on a dataset it learns."""
+    data_hparams = DATASETS[data_name].smoke_test_hparams(tmp_path)
+    run_dir = trainer.main(["--model", model_name, "--dataset", data_name, *as_flags(data_hparams),
+                            "--save_dir", str(tmp_path / "logs"), "--max_epochs", "1", "--limit_train_batches", "4",
+                            "--limit_val_batches", "1", "--limit_test_batches", "1", "--enable_progress_bar", "false",
+                            "--enable_model_summary", "false"])
+    assert run_dir is not None and (run_dir / "run.json").is_file()
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert json.loads((run_dir / "run.json").read_text())["best_checkpoint"]  # its best checkpoint was tested

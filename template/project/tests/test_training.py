@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import QUIET, ROOT, TINY, TINY_NAME, logged_hparams, scalars, train
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import trainer
 from data import DATASETS
@@ -43,6 +44,12 @@ def test_run_folder_holds_run_json_checkpoints_and_events(two_epoch_run: Path) -
 
 
 def test_hparams_tab_lists_hyperparameters_and_the_best_val_loss(two_epoch_run: Path) -> None:
+    events = EventAccumulator(str(two_epoch_run))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    # the run's row without an experiment summary: TensorBoard then takes the columns from ALL runs it reads
+    # (one run's experiment summary would hide other series' hyperparameters)
+    assert "_hparams_/session_start_info" in content and "_hparams_/experiment" not in content
     hparams = logged_hparams(two_epoch_run)
     info = json.loads((two_epoch_run / "run.json").read_text())
     for name, value in {**info["model_hparams"], **info["data_hparams"], "seed": info["seed"], "max_epochs": 2}.items():
@@ -63,6 +70,13 @@ def test_hparams_tab_lists_hyperparameters_and_the_best_val_loss(two_epoch_run: 
     assert f"val_loss={best_so_far[-1]:.4f}" in best_checkpoint
     assert len(scalars(two_epoch_run, "hp/test_loss")) >= 1
     assert len(scalars(two_epoch_run, "loss/train")) == 2
+
+
+def test_a_run_says_where_it_is_and_how_to_look_at_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = train(tmp_path, *TINY)
+    out = capsys.readouterr().out
+    assert f"Run directory: {run_dir}" in out
+    assert f"tensorboard --logdir {run_dir.parent}" in out
 
 
 def test_test_metrics_come_from_the_best_checkpoint(two_epoch_run: Path) -> None:

@@ -4,11 +4,13 @@ Optuna study and its storage, and the summary at the end. util/workers.py runs t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shlex
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -168,9 +170,29 @@ def load(plan: Plan, worker: int = 0, heartbeat: bool = True) -> Any:
     # used with Study.optimize": this module records them itself (_heartbeat), around each trial's process.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-    return optuna.create_study(study_name=plan.study, storage=open_storage(plan.storage, heartbeat),
-                               sampler=make_sampler(plan, worker), pruner=median_pruner(), direction="minimize",
-                               load_if_exists=True)
+    with _creating(plan.storage):
+        return optuna.create_study(study_name=plan.study, storage=open_storage(plan.storage, heartbeat),
+                                   sampler=make_sampler(plan, worker), pruner=median_pruner(), direction="minimize",
+                                   load_if_exists=True)
+
+
+@contextlib.contextmanager
+def _creating(url: str) -> Iterator[None]:
+    """One process at a time creates a new SQLite study: SLURM array tasks start together, and two of them
+    creating the same database's tables at once made one fail (UNIQUE constraint failed: alembic_version)."""
+    if not url.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    database = Path(url.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(f"{database.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def counted(study: Any) -> list[Any]:
