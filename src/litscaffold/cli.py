@@ -17,7 +17,7 @@ import typer
 try:  # typer >= 0.26 vendors click under typer._click
     from typer._click import exceptions as click_errors
 except ImportError:  # pragma: no cover - older typer depends on click itself
-    from click import exceptions as click_errors
+    from click import exceptions as click_errors  # type: ignore[no-redef,import-not-found]
 
 from . import __version__
 from .errors import EXIT_BEHIND, LitscaffoldError

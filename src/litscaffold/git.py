@@ -1,4 +1,5 @@
-"""The few git operations litscaffold needs, run through the git executable."""
+"""Every git command litscaffold runs goes through here: one way to start git, one way to read a repository
+without changing it, one way to commit exactly the files litscaffold wrote."""
 
 from __future__ import annotations
 
@@ -17,6 +18,11 @@ _FALLBACK_IDENTITY = {
     "GIT_COMMITTER_NAME": "litscaffold",
     "GIT_COMMITTER_EMAIL": "litscaffold@localhost",
 }
+# Looking must not rewrite .git/index behind the user's back (a refused command leaves the project
+# byte-identical): git's optional locks are what `git status` would otherwise take to refresh it.
+READ_ONLY = {"GIT_OPTIONAL_LOCKS": "0"}
+# File names are names, never pathspec magic (a file called ':(glob)*' must not match everything).
+LITERAL = {"GIT_LITERAL_PATHSPECS": "1"}
 
 
 def require_git() -> None:
@@ -26,11 +32,23 @@ def require_git() -> None:
         raise LitscaffoldError("git is not installed; litscaffold reads its template history with git: install it")
 
 
+def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of every git process litscaffold starts."""
+    return {**os.environ, **(extra or {})}
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None, input: str | bytes | None = None,
+        text: bool = True) -> subprocess.CompletedProcess:
+    """Run git to the end and return what it did; its exit code is the caller's to judge."""
+    return subprocess.run(["git", *args], cwd=cwd, env=environment(env), capture_output=True, text=text,
+                          input=input, stdin=None if input is not None else subprocess.DEVNULL)
+
+
 def git(*args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = True) -> str:
     """Run git and return its stdout; a failure becomes a LitscaffoldError with git's own words."""
     require_git()
     proc = subprocess.Popen(
-        ["git", *args], cwd=cwd, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
+        ["git", *args], cwd=cwd, env=environment(env), stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,  # Ctrl-C on the terminal reaches litscaffold, which undoes; git finishes its step
     )
@@ -45,40 +63,65 @@ def git(*args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = 
     return stdout
 
 
+def read(root: Path, *args: str) -> str:
+    """A git command that only looks; a failing `rev-parse` (a ref that does not exist) reads as ''."""
+    return git(*args, cwd=root, env=READ_ONLY, check=args[:1] != ("rev-parse",))
+
+
+def output(root: Path, *args: str) -> str | None:
+    """A looking git command's stdout, or None when git fails (not a repository, no such ref)."""
+    proc = run(*args, cwd=root, env=READ_ONLY)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def committed(root: Path, relative: str) -> bytes:
+    """The bytes HEAD holds at `relative` (a path from `root`); empty when it holds none."""
+    return run("cat-file", "blob", f"HEAD:./{relative}", cwd=root, env=READ_ONLY, text=False).stdout
+
+
+def git_dir(root: Path) -> Path | None:
+    """The git directory of the repository holding `root`, or None when it is not in one."""
+    found = (output(root, "rev-parse", "--absolute-git-dir") or "").strip()
+    return Path(found) if found else None
+
+
+def in_work_tree(root: Path) -> bool:
+    """True when `root` is inside a git work tree (at its top or below)."""
+    return (output(root, "rev-parse", "--is-inside-work-tree") or "").strip() == "true"
+
+
 def is_repo(path: Path) -> bool:
     """True when `path` is the top level of a git work tree."""
     if shutil.which("git") is None or not path.is_dir():
         return False
-    proc = subprocess.run(
-        ["git", "rev-parse", "--show-toplevel"], cwd=path, capture_output=True, text=True
-    )
-    return proc.returncode == 0 and Path(proc.stdout.strip()).resolve() == path.resolve()
+    top = (output(path, "rev-parse", "--show-toplevel") or "").strip()
+    return bool(top) and Path(top).resolve() == path.resolve()
 
 
 def is_clean_repo(path: Path) -> bool:
     """True when `path` is in a git work tree with nothing to commit (one git call: it runs per add)."""
     if shutil.which("git") is None:
         return False
-    # GIT_OPTIONAL_LOCKS=0: looking must not rewrite the index (a refused command changes nothing)
-    proc = subprocess.run(["git", "status", "--porcelain"], cwd=path, capture_output=True, text=True,
-                          env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
+    proc = run("status", "--porcelain", cwd=path, env=READ_ONLY)
     return proc.returncode == 0 and not proc.stdout.strip()
 
 
-# File names are names, never pathspec magic (a file called ':(glob)*' must not match everything).
-_LITERAL = {"GIT_LITERAL_PATHSPECS": "1"}
+def unmerged(root: Path) -> list[str]:
+    """Conflicted files in the index (plumbing: unlike `git diff`, it never rewrites the index)."""
+    lines = read(root, "ls-files", "--unmerged", "--", ".").splitlines()
+    return sorted({line.split("\t", 1)[1] for line in lines if "\t" in line})
 
 
 def commit_paths(path: Path, paths: list[str], message: str) -> None:
     """Stage and commit exactly `paths` (additions and deletions), nothing else of the user's."""
-    git("add", "-A", "--", *paths, cwd=path, env=_LITERAL)
+    git("add", "-A", "--", *paths, cwd=path, env=LITERAL)
     command = ("commit", "--no-verify", "-q", "-m", message, "--", *paths)
     try:
-        git(*command, cwd=path, env=_LITERAL)
+        git(*command, cwd=path, env=LITERAL)
     except LitscaffoldError as error:
         if not any(hint in error.message for hint in ("ident", "who you are", "auto-detect")):
             raise
-        git(*command, cwd=path, env={**_LITERAL, **_FALLBACK_IDENTITY})
+        git(*command, cwd=path, env={**LITERAL, **_FALLBACK_IDENTITY})
 
 
 def init(path: Path) -> None:

@@ -44,15 +44,6 @@ def inside(root: Path, relative: str) -> Path:
     return target
 
 
-def git_dir(root: Path) -> Path | None:
-    """The git directory of the repository holding `root`, or None when it is not in one."""
-    import subprocess
-
-    proc = subprocess.run(["git", "rev-parse", "--absolute-git-dir"], cwd=root, capture_output=True, text=True,
-                          env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"}, stdin=subprocess.DEVNULL)
-    return Path(proc.stdout.strip()) if proc.returncode == 0 and proc.stdout.strip() else None
-
-
 def check_git_idle(root: Path, gitdir: Path | None) -> None:
     """Refuse, before anything is written, when git would refuse our commit or is busy."""
     if gitdir is None:

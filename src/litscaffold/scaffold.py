@@ -13,7 +13,7 @@ from .errors import DestinationError, Interrupted, InvalidName, LitscaffoldError
 from .names import check_project_name
 from .project import PROJECT_ANSWERS
 from .render import render, scratch_dir
-from .safety import check_git_idle, git_dir, inside, signals_deferred
+from .safety import check_git_idle, inside, signals_deferred
 from .template import TemplateSource, current_version
 from .transaction import Transaction
 
@@ -78,7 +78,7 @@ def new_project(
     fresh = not dest.exists()
     into_repo = use_git and not fresh and git.is_repo(dest)
     if into_repo:  # git must be able to take our commit: say so before anything is written
-        check_git_idle(dest, git_dir(dest))
+        check_git_idle(dest, git.git_dir(dest))
     source = (source or TemplateSource()).ensure()
     version = version or current_version()
     source.require(version, f"template {version} was asked for")

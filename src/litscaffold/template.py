@@ -14,13 +14,12 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 from . import __version__
 from .errors import LitscaffoldError, TemplateError
-from .git import git, require_git
+from .git import git, require_git, run
 
 PACKAGE_DIR = Path(__file__).parent
 BUNDLE = PACKAGE_DIR / "template.bundle"
@@ -173,9 +172,7 @@ def _healthy_repo(repo: Path) -> bool:
     """A git repository none of whose objects is missing (a cache damaged by hand or a full disk is not)."""
     if not (repo / ".git").is_dir():
         return False
-    fsck = subprocess.run(["git", "fsck", "--connectivity-only", "--no-dangling", "--no-progress"],
-                          cwd=repo, capture_output=True, stdin=subprocess.DEVNULL)
-    return fsck.returncode == 0
+    return run("fsck", "--connectivity-only", "--no-dangling", "--no-progress", cwd=repo).returncode == 0
 
 
 def current_version() -> str:
