@@ -284,8 +284,10 @@ def _interrupted() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: every error a user can cause ends as one line and an exit code."""
+    from .git import forget_inherited_repository
     from .safety import sigterm_is_ctrl_c
 
+    forget_inherited_repository()  # before copier (plumbum) is imported: it copies the environment once
     sigterm_is_ctrl_c()
     try:
         code = app(args=argv, prog_name="litscaffold", standalone_mode=False)

@@ -32,9 +32,32 @@ def require_git() -> None:
         raise LitscaffoldError("git is not installed; litscaffold reads its template history with git: install it")
 
 
+# What tells git which repository to work on instead of the one around its working directory. git exports
+# GIT_DIR to hooks (and GIT_WORK_TREE, GIT_INDEX_FILE in linked worktrees): a litscaffold started from a hook
+# would commit, fetch or move tags in the hook's repository. The list is `git rev-parse --local-env-vars` (the
+# variables git itself drops when it turns to another repository; a test keeps it complete on the machine's
+# git), plus GIT_NAMESPACE, which would move every ref litscaffold writes into a namespace.
+REPOSITORY_VARIABLES = (
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT",
+    "GIT_OBJECT_DIRECTORY", "GIT_DIR", "GIT_WORK_TREE", "GIT_IMPLICIT_WORK_TREE", "GIT_GRAFT_FILE",
+    "GIT_INDEX_FILE", "GIT_NO_REPLACE_OBJECTS", "GIT_REPLACE_REF_BASE", "GIT_PREFIX", "GIT_INTERNAL_SUPER_PREFIX",
+    "GIT_SHALLOW_FILE", "GIT_COMMON_DIR", "GIT_NAMESPACE",
+)
+
+
 def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of every git process litscaffold starts."""
-    return {**os.environ, **(extra or {})}
+    """The environment of every git process litscaffold starts: the user's, less what would point git at
+    another repository than the one it runs in, plus `extra`."""
+    clean = {key: value for key, value in os.environ.items() if key not in REPOSITORY_VARIABLES}
+    return {**clean, **(extra or {})}
+
+
+def forget_inherited_repository() -> None:
+    """Clear REPOSITORY_VARIABLES from this process's own environment. Copier runs git through plumbum, which
+    copies os.environ once, when it is imported: the CLI calls this first thing, before copier is imported,
+    so copier's git calls are as clean as ours (environment() keeps ours clean for library callers too)."""
+    for key in REPOSITORY_VARIABLES:
+        os.environ.pop(key, None)
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None, input: str | bytes | None = None,
