@@ -81,7 +81,10 @@ def new_project(
 
     result = scaffold(name, dest, data or [], ask=not defaults, use_git=not no_git, force=force)
     where = _shown(result.root)
-    typer.echo(f"Created {where}" + (" (git repository with a first commit)" if result.committed else ""))
+    if result.repository is not None:
+        typer.echo(f"Created {where} (committed to the git repository at {result.repository})")
+    else:
+        typer.echo(f"Created {where}" + (" (git repository with a first commit)" if result.committed else ""))
     for kept in result.kept:
         typer.echo(f"  kept your {kept} (the template's version was not written)")
     typer.echo(

@@ -13,8 +13,7 @@ from .template import TemplateSource, tag_of
 def keep_edited_dropped_files(root: Path, part: Part, source: TemplateSource) -> list[str]:
     """copier deletes every file the new template no longer has, edited or not. A file the user changed
     is theirs: put it back (from HEAD) and say so. Unchanged ones stay deleted."""
-    deleted = [line[3:] for line in gitops.read(root, "status", "--porcelain", "--", ".").splitlines()
-               if "D" in line[:2]]
+    deleted = [path for code, path in gitops.changes(root) if "D" in code]
     kept = [relative for relative in deleted if _edited_since_render(root, part, source, relative)]
     for relative in kept:
         gitops.git("checkout", "-q", "HEAD", "--", relative, cwd=root)

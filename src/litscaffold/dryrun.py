@@ -33,7 +33,15 @@ def scratch_clone(root: Path) -> Iterator[ScratchClone]:
     inner = root.resolve().relative_to(top.resolve())
     with tempfile.TemporaryDirectory(prefix="litscaffold-dry-run-") as scratch:
         clone = Path(scratch) / "clone"
-        gitops.git("clone", "-q", str(top), str(clone), cwd=Path(scratch))
+        # core.autocrlf=false: the clone holds the committed bytes, as the project's files written by litscaffold
+        # do; a user's autocrlf=true would check out CRLF files and foresee an update of other files.
+        clone_command = ("clone", "-q", "-c", "core.autocrlf=false", str(top), str(clone))
+        if inner == Path("."):
+            gitops.git(*clone_command, cwd=Path(scratch))
+        else:  # a project inside a bigger repository (a monorepo): check out its own folder, not all of it
+            gitops.git(*clone_command, "--no-checkout", cwd=Path(scratch))
+            gitops.git("sparse-checkout", "set", "--cone", inner.as_posix(), cwd=clone)
+            gitops.git("checkout", "-q", cwd=clone)
         # The scratch clone's commits are thrown away: the user's signing setup has no say in them.
         gitops.git("config", "commit.gpgsign", "false", cwd=clone)
         work = clone / inner

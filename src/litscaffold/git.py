@@ -122,11 +122,22 @@ def is_repo(path: Path) -> bool:
 
 
 def is_clean_repo(path: Path) -> bool:
-    """True when `path` is in a git work tree with nothing to commit (one git call: it runs per add)."""
+    """True when `path` is in a git work tree with nothing to commit under it (one git call: it runs per add).
+    Only `path` counts: in a monorepo, another project's work in progress is not ours to wait for."""
     if shutil.which("git") is None:
         return False
-    proc = run("status", "--porcelain", cwd=path, env=READ_ONLY)
+    proc = run("status", "--porcelain", "--", ".", cwd=path, env=READ_ONLY)
     return proc.returncode == 0 and not proc.stdout.strip()
+
+
+def changes(root: Path, *options: str) -> list[tuple[str, str]]:
+    """`git status` of everything under `root` as (XY code, path relative to root), untracked files one by one,
+    renames as a deletion and an addition. git prints status paths from the top of the repository; a project
+    that is a subfolder of a bigger one (a monorepo) gets its own paths, the form every other call here uses."""
+    prefix = read(root, "rev-parse", "--show-prefix").strip()
+    listed = read(root, "-c", "status.showUntrackedFiles=all", "status", "--porcelain", "-z", "--untracked-files=all",
+                  "--no-renames", *options, "--", ".")
+    return [(entry[:2], entry[3:].removeprefix(prefix)) for entry in listed.split("\0") if len(entry) > 3]
 
 
 def unmerged(root: Path) -> list[str]:
@@ -136,8 +147,11 @@ def unmerged(root: Path) -> list[str]:
 
 
 def commit_paths(path: Path, paths: list[str], message: str) -> None:
-    """Stage and commit exactly `paths` (additions and deletions), nothing else of the user's."""
-    git("add", "-A", "--", *paths, cwd=path, env=LITERAL)
+    """Stage and commit exactly `paths` (additions and deletions), nothing else of the user's. `-f`: these are
+    the files litscaffold wrote, named one by one; an ignore rule meant for the user's own files (a global
+    excludesFile with `data/`, `*.py` or `*.ipynb` is common on ML machines) must not leave the project's
+    source uncommitted, where `update` could not merge it."""
+    git("add", "-f", "-A", "--", *paths, cwd=path, env=LITERAL)
     command = ("commit", "--no-verify", "-q", "-m", message, "--", *paths)
     try:
         git(*command, cwd=path, env=LITERAL)

@@ -32,9 +32,9 @@ def check_preconditions(root: Path, parts: list[Part], source: TemplateSource, i
         raise UpdateError(f"conflict markers left by the last update in {', '.join(leftovers)}; "
                           "resolve them, commit, then run `litscaffold update` again")
     # Every untracked file counts, whatever status.showUntrackedFiles says: the update must not commit it.
-    dirty = gitops.read(root, "status", "--porcelain", "--untracked-files=all", "--", ".").splitlines()
+    dirty = gitops.changes(root)
     if dirty and not dry_run:
-        files = [line[3:] for line in dirty]
+        files = [path for _, path in dirty]
         more = f" and {len(files) - 3} more" if len(files) > 3 else ""
         raise UpdateError(f"uncommitted changes in {', '.join(files[:3])}{more}; commit or stash them first "
                           "(the update merges against your last commit)")

@@ -36,6 +36,20 @@ def scratch_dir(near: Path, prefix: str) -> Iterator[Path]:
                 shutil.rmtree(path, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def copier_git() -> Iterator[None]:
+    """Copier's own git calls (it clones the template, and for an update commits old and new renders to diff
+    them) see the template's bytes as committed. With a user's core.autocrlf=true, copier's clone of the
+    template checked out CRLF files: every rendered file had CRLF endings (shell scripts no longer ran) and an
+    update's patch no longer applied to the project's LF files. plumbum's `local.env` (its public way to
+    set the environment of the commands it runs) scopes the setting to copier's calls: litscaffold's own
+    commits keep the user's setting."""
+    from plumbum import local
+
+    with local.env(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="core.autocrlf", GIT_CONFIG_VALUE_0="false"):
+        yield
+
+
 def render(
     source: TemplateSource,
     dst: Path,
@@ -55,18 +69,19 @@ def render(
     from plumbum import ProcessExecutionError
 
     try:
-        copier.run_copy(
-            source.src_path,
-            dst,
-            data=data,
-            answers_file=answers_file,
-            vcs_ref=tag_of(version),
-            settings=copier.Settings(),
-            defaults=not (ask and sys.stdin.isatty()),
-            overwrite=True,
-            quiet=True,
-            unsafe=False,
-        )
+        with copier_git():
+            copier.run_copy(
+                source.src_path,
+                dst,
+                data=data,
+                answers_file=answers_file,
+                vcs_ref=tag_of(version),
+                settings=copier.Settings(),
+                defaults=not (ask and sys.stdin.isatty()),
+                overwrite=True,
+                quiet=True,
+                unsafe=False,
+            )
     except KeyboardInterrupt:
         raise Interrupted("interrupted; nothing was written") from None
     except InteractiveSessionError:

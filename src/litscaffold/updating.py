@@ -192,8 +192,7 @@ class Update:
 
         special = merges.redo(root, renders, before, expect)
         conflicted = _conflicted(root)
-        status = gitops.read(root, "-c", "status.showUntrackedFiles=all", "status", "--porcelain", "-z",
-                             "--untracked-files=all", "--no-renames", "--", ".")
+        status = gitops.changes(root, "--ignored=matching")
         part_report.files = combine(outcomes_from_status(status, expected, set(conflicted)),
                                     special + [report_kept(path) for path in kept])
         if conflicted:
@@ -235,10 +234,10 @@ def _select(parts: list[Part], only: str | None) -> list[Part]:
 
 def _changed_paths(root: Path, expected: set[str]) -> list[str]:
     """What the update changed: tracked files that differ from HEAD, and new files at paths the template
-    renders. A user's own untracked file is never among them, whatever git's configuration."""
+    renders. A user's own untracked file is never among them, whatever git's configuration; a new file of the
+    template's is, even when an ignore rule of the user's matches it (preflight refused a user's file there)."""
     changed = gitops.read(root, "diff", "--name-only", "-z", "--no-renames", "--relative", "HEAD", "--", ".")
-    new = gitops.read(root, "-c", "status.showUntrackedFiles=all", "ls-files", "-z", "--others",
-                      "--exclude-standard", "--", ".")
+    new = gitops.read(root, "-c", "status.showUntrackedFiles=all", "ls-files", "-z", "--others", "--", ".")
     paths = {p for p in changed.split("\0") if p} | ({p for p in new.split("\0") if p} & expected)
     return sorted(paths)
 
@@ -249,19 +248,22 @@ def _run_copier(root: Path, part: Part, installed: str) -> None:
     from copier.errors import CopierError
     from plumbum import ProcessExecutionError
 
+    from .render import copier_git
+
     try:
-        copier.run_update(
-            root,
-            answers_file=part.answers_file,
-            vcs_ref=tag_of(installed),
-            settings=copier.Settings(),
-            conflict="inline",
-            overwrite=True,
-            defaults=True,
-            skip_answered=True,
-            quiet=True,
-            unsafe=False,
-        )
+        with copier_git():
+            copier.run_update(
+                root,
+                answers_file=part.answers_file,
+                vcs_ref=tag_of(installed),
+                settings=copier.Settings(),
+                conflict="inline",
+                overwrite=True,
+                defaults=True,
+                skip_answered=True,
+                quiet=True,
+                unsafe=False,
+            )
     except (CopierError, ValueError, ProcessExecutionError) as error:
         detail = str(error).strip().splitlines()
         raise UpdateError(f"copier could not update {part.label}: {detail[0] if detail else type(error).__name__}"
@@ -276,9 +278,7 @@ def _run_copier(root: Path, part: Part, installed: str) -> None:
 def _conflicted(root: Path) -> list[str]:
     """Files the update left conflicted: unmerged in the index, or holding copier's markers."""
     conflicted = set(gitops.unmerged(root))
-    changed = gitops.read(root, "status", "--porcelain", "--untracked-files=all", "--", ".").splitlines()
-    for line in changed:
-        relative = line[3:].split(" -> ")[-1].strip('"')
+    for _, relative in gitops.changes(root):
         if (root / relative).is_file() and merges.has_markers(root / relative):
             conflicted.add(relative)
     return sorted(conflicted)
