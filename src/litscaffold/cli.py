@@ -285,6 +285,15 @@ def _interrupted() -> str:
     return "interrupted before anything was written"
 
 
+def _say_error(message: str) -> None:
+    """One error line on stderr. After SIGHUP the terminal is gone and writing to it fails: that must not turn
+    the clean exit of an undone command into a traceback."""
+    try:
+        typer.echo(f"error: {message}", err=True)
+    except OSError:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: every error a user can cause ends as one line and an exit code."""
     from .git import forget_inherited_repository
@@ -295,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = app(args=argv, prog_name="litscaffold", standalone_mode=False)
     except LitscaffoldError as error:
-        typer.echo(f"error: {error.message}", err=True)
+        _say_error(error.message)
         return error.exit_code
     except click_errors.NoArgsIsHelpError as error:
         typer.echo(error.ctx.get_help() if error.ctx else str(error))
@@ -305,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"error: {error.format_message()}{hint}", err=True)
         return 2
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo(f"error: {_interrupted()}", err=True)
+        _say_error(_interrupted())
         return 130
     except OSError as error:  # the machine said no (disk full, permissions, a name too long)
         where = f" {error.filename}" if error.filename else ""
@@ -323,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                    "and report the traceback", err=True)
         return 1
     if code == 130:  # typer turns Ctrl-C into a silent exit code; renders clean up after themselves
-        typer.echo(f"error: {_interrupted()}", err=True)
+        _say_error(_interrupted())
     return code if isinstance(code, int) else 0
 
 

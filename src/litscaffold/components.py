@@ -19,7 +19,7 @@ from .project import (
     component_answers_file,
     read_answers,
 )
-from .render import pristine, render, scratch_dir
+from .render import pristine, project_scratch, render
 from .safety import inside
 from .template import TemplateSource, current_version, parse_version
 from .transaction import Transaction
@@ -78,7 +78,7 @@ def add_component(project: Project, kind: str, name: str, blueprint: str | None 
         source.require(version, f"{PROJECT_ANSWERS} records template {version}")
         was_clean = git.is_clean_repo(project.root)
         data = {"component": kind, "name": name, "class_name": class_name_of(name), "blueprint": blueprint}
-        with scratch_dir(project.root, f"litscaffold-{name}") as scratch:
+        with project_scratch(project.root, f"litscaffold-{name}") as scratch:
             rendered = scratch / "component"
             render(source, rendered, data, version=version, answers_file=answers_file)
             files = sorted(p.relative_to(rendered).as_posix() for p in rendered.rglob("*") if p.is_file())

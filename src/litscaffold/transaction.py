@@ -69,6 +69,10 @@ class Transaction:
         try:
             self.gitdir = git_dir(self.root)
             check_git_idle(self.root, self.gitdir)
+            if self._lock is not None:
+                from .render import clear_stale_scratch
+
+                clear_stale_scratch(self.root)
             self._snapshot()
         except BaseException:
             self._release()

@@ -14,6 +14,7 @@ same update to a scratch clone and shows what it did.
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -248,10 +249,10 @@ def _run_copier(root: Path, part: Part, installed: str) -> None:
     from copier.errors import CopierError
     from plumbum import ProcessExecutionError
 
-    from .render import copier_git
+    from .render import copier_git, copier_temporaries
 
     try:
-        with copier_git():
+        with copier_git(), copier_temporaries(Path(tempfile.gettempdir())):
             copier.run_update(
                 root,
                 answers_file=part.answers_file,
