@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - older typer depends on click itself
     from click import exceptions as click_errors  # type: ignore[no-redef,import-not-found]
 
 from . import __version__
-from .errors import EXIT_BEHIND, LitscaffoldError
+from .errors import EXIT_BEHIND, LitscaffoldError, UsageError
 
 app = typer.Typer(
     name="litscaffold",
@@ -215,7 +215,9 @@ def list_components(
 @app.command("update")
 def update(
     project: ProjectOption = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the diff it would make; change nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Show what would happen to each file; change nothing.")] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="With --dry-run: also print the diff it would make.")] = False,
     only: Annotated[str | None, typer.Option(
         "--only", help="Update one part: project, model:NAME or dataset:NAME.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the per-file report as JSON for tools.")] = False,
@@ -225,6 +227,7 @@ def update(
     \b
     Examples:
       litscaffold update --dry-run
+      litscaffold update --dry-run --diff | less
       litscaffold update
       litscaffold update --only model:my_net
       litscaffold update --dry-run --json
@@ -233,11 +236,13 @@ def update(
     from .report import UpdateReport
     from .updating import update_project
 
+    if diff and not dry_run:
+        raise UsageError("--diff shows what a dry run would change: use it with --dry-run")
     proj = Project.find(project, explicit=project is not None)
     report = UpdateReport(dry_run=dry_run)
     try:
         update_project(proj, dry_run=dry_run, only=only, echo=(lambda line: None) if as_json else typer.echo,
-                       report=report)
+                       report=report, diff=diff)
     finally:
         if as_json:  # also when it stopped at a conflict: the report says where
             typer.echo(json.dumps(report.as_dict(), indent=2))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from .errors import LitscaffoldError
@@ -163,3 +164,19 @@ def commit_paths(path: Path, paths: list[str], message: str) -> None:
 
 def init(path: Path) -> None:
     git("init", "-q", cwd=path)
+
+
+def merge_file(ours: bytes, base: bytes, theirs: bytes, labels: tuple[str, str, str]) -> tuple[bytes, int]:
+    """Three-way line merge (`git merge-file`): the merged bytes, with conflict markers labelled `labels`
+    (ours, base, theirs), and the number of conflicts (0: merged cleanly)."""
+    with tempfile.TemporaryDirectory(prefix="litscaffold-merge-") as scratch:
+        files = []
+        for name, data in (("ours", ours), ("base", base), ("theirs", theirs)):
+            path = Path(scratch) / name
+            path.write_bytes(data)
+            files.append(str(path))
+        proc = run("merge-file", "-p", "-L", labels[0], "-L", labels[1], "-L", labels[2], *files,
+                   cwd=Path(scratch), text=False)
+    if proc.returncode < 0 or proc.returncode > 127:
+        raise OSError(f"git merge-file failed: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout, proc.returncode

@@ -13,7 +13,6 @@ Each case becomes an Outcome for the update's report (report.py).
 from __future__ import annotations
 
 import difflib
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,18 +107,9 @@ def merge_text(ours: bytes, base: bytes, theirs: bytes) -> tuple[bytes, int]:
     """Three-way merge of text in LF; the result takes the endings of `ours` (CRLF stays CRLF). Returns the
     merged bytes with copier's conflict markers, and the number of conflicts."""
     crlf = b"\r\n" in ours
-    with tempfile.TemporaryDirectory(prefix="litscaffold-merge-") as scratch:
-        files = []
-        for name, data in (("ours", ours), ("base", base), ("theirs", theirs)):
-            path = Path(scratch) / name
-            path.write_bytes(data.replace(b"\r\n", b"\n"))
-            files.append(str(path))
-        proc = gitops.run("merge-file", "-p", "-L", LABELS[0], "-L", LABELS[1], "-L", LABELS[2], *files,
-                          cwd=Path(scratch), text=False)
-    if proc.returncode < 0 or proc.returncode > 127:
-        raise OSError(f"git merge-file failed: {proc.stderr.decode(errors='replace').strip()}")
-    merged = proc.stdout.replace(b"\n", b"\r\n") if crlf else proc.stdout
-    return merged, proc.returncode
+    lf = [data.replace(b"\r\n", b"\n") for data in (ours, base, theirs)]
+    merged, conflicts = gitops.merge_file(lf[0], lf[1], lf[2], labels=LABELS)
+    return (merged.replace(b"\n", b"\r\n") if crlf else merged), conflicts
 
 
 def _notebook(root: Path, path: str, renders: Renders, before: Before,

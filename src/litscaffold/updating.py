@@ -34,12 +34,12 @@ from .transaction import Transaction
 
 def update_project(project: Project, dry_run: bool = False, only: str | None = None,
                    echo: Callable[[str], None] = print, source: TemplateSource | None = None,
-                   report: UpdateReport | None = None) -> UpdateReport:
+                   report: UpdateReport | None = None, diff: bool = False) -> UpdateReport:
     """Update every part behind the installed template version (or just `only`), keeping edits: all of
     it committed, or (interrupted, refused by git, ...) the project exactly as it was. Returns the report of
     what happened to every file (also when a conflict stops the update: then it is on the UpdateConflict)."""
     update = Update(project, only=only, source=source, echo=echo, report=report or UpdateReport(dry_run=dry_run))
-    return update.dry_run() if dry_run else update.run()
+    return update.dry_run(diff=diff) if dry_run else update.run()
 
 
 class Update:
@@ -125,8 +125,9 @@ class Update:
         self.echo(f"Done: {self.names} now at template {self.installed}")
         return self.report
 
-    def dry_run(self) -> UpdateReport:
-        """The same update in a scratch clone of HEAD: show its diff and its report, leave the project alone."""
+    def dry_run(self, diff: bool = False) -> UpdateReport:
+        """The same update in a scratch clone of HEAD: show its per-file report (and with `diff`, the whole
+        diff, which runs to thousands of lines for a release), leave the project alone."""
         root = self.project.root
         self.project.require_intact()
         with project_lock(root):
@@ -139,20 +140,22 @@ class Update:
                     self.apply(clone.work, lambda line: None)
                 except UpdateConflict as error:
                     conflict = error
-                diff = clone.diff()
+                changes = clone.diff() if diff else ""
             if has_uncommitted(root):
                 self.echo("Dry run: of your last commit (your uncommitted changes are left out, and left alone)")
-        self.echo(f"Dry run: updating {self.names} to template {self.installed} would change:")
-        self.echo(diff.rstrip("\n") or "(no changes)")
-        self.echo("Dry run: what would happen to each file:")
+        self.echo(f"Dry run: updating {self.names} to template {self.installed}; what would happen to each file:")
         for line in self.report.lines():
             self.echo(line)
+        if diff:
+            self.echo("Dry run: the diff it would make:")
+            self.echo(changes.rstrip("\n") or "(no changes)")
         for part in self.report.parts:
             part.committed = None  # the scratch clone's commits are gone
         if conflict is not None:
             self.report.stopped = conflict.message
             raise UpdateConflict(f"dry run: {conflict.message.split('; resolve')[0]}; nothing was changed")
-        self.echo("Dry run: nothing was changed; run `litscaffold update` to apply it")
+        self.echo("Dry run: nothing was changed; run `litscaffold update` to apply it"
+                  + ("" if diff else " (`--dry-run --diff` shows the diff)"))
         return self.report
 
     def apply(self, root: Path, echo: Callable[[str], None]) -> None:
