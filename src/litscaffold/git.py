@@ -54,9 +54,10 @@ def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def forget_inherited_repository() -> None:
-    """Clear REPOSITORY_VARIABLES from this process's own environment. Copier runs git through plumbum, which
-    copies os.environ once, when it is imported: the CLI calls this first thing, before copier is imported,
-    so copier's git calls are as clean as ours (environment() keeps ours clean for library callers too)."""
+    """Clear REPOSITORY_VARIABLES from this process's own environment, for the whole command: nothing litscaffold
+    runs has a use for them. Copier runs git through plumbum, which copies os.environ once, when it is
+    imported, so the CLI calls this first thing; environment() and render.copier_git() keep our and copier's
+    git calls clean for library callers too."""
     for key in REPOSITORY_VARIABLES:
         os.environ.pop(key, None)
 

@@ -105,12 +105,17 @@ def copier_git() -> Iterator[None]:
     """Copier's own git calls (it clones the template, and for an update commits old and new renders to diff
     them) see the template's bytes as committed. With a user's core.autocrlf=true, copier's clone of the
     template checked out CRLF files: every rendered file had CRLF endings (shell scripts no longer ran) and an
-    update's patch no longer applied to the project's LF files. plumbum's `local.env` (its public way to
-    set the environment of the commands it runs) scopes the setting to copier's calls: litscaffold's own
-    commits keep the user's setting."""
+    update's patch no longer applied to the project's LF files. And, as for every git call of ours, none of
+    git.REPOSITORY_VARIABLES (a hook's GIT_DIR) reaches them, also when litscaffold is used as a library.
+    plumbum's `local.env` (its public way to set the environment of the commands it runs, restored when the
+    block ends) scopes both to copier's calls: litscaffold's own commits keep the user's autocrlf."""
     from plumbum import local
 
-    with local.env(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="core.autocrlf", GIT_CONFIG_VALUE_0="false"):
+    with local.env():
+        for key in git.REPOSITORY_VARIABLES:
+            if key in local.env:
+                del local.env[key]
+        local.env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="core.autocrlf", GIT_CONFIG_VALUE_0="false")
         yield
 
 
