@@ -93,3 +93,55 @@ def test_any_three_notebooks_merge_into_one_that_opens_and_holds_every_user_cell
         assert result == theirs
     if theirs == base:
         assert result == ours
+
+
+def cell_lines(count: int, changed: dict[int, str] | None = None) -> str:
+    """A code cell of `count` lines, some of them changed."""
+    lines = [f"step_{i}()" for i in range(count)]
+    for index, text in (changed or {}).items():
+        lines[index] = text
+    return "code:" + "\n".join(lines) + "\n"
+
+
+def test_changes_on_different_lines_of_one_cell_both_arrive() -> None:
+    base = notebook("markdown:# Title", cell_lines(25), "markdown:The end")
+    ours = notebook("markdown:# Title", cell_lines(25, {2: "step_2(mine=True)"}), "markdown:The end")
+    theirs = notebook("markdown:# Title", cell_lines(25, {22: "step_22(template=True)"}), "markdown:The end")
+    merged = merge_notebooks(base, ours, theirs)
+    assert merged.conflicts == 0 and CONFLICT_TAG not in merged.text
+    assert sources(merged.text)[1] == cell_lines(25, {2: "step_2(mine=True)", 22: "step_22(template=True)"})
+    assert "step_22(template=True)" in opens(merged.text).cells[1].source
+
+
+def test_changes_on_the_same_lines_of_a_cell_are_a_conflict_cell_and_the_others_merge() -> None:
+    base = notebook(cell_lines(6), cell_lines(6))
+    ours = notebook(cell_lines(6, {1: "mine()"}), cell_lines(6, {0: "mine_too()"}))
+    theirs = notebook(cell_lines(6, {1: "template()"}), cell_lines(6, {5: "template_too()"}))
+    merged = merge_notebooks(base, ours, theirs)
+    assert merged.conflicts == 1
+    cells = sources(merged.text)
+    # the first cell: both versions kept whole after a note; the second: both changes in one cell
+    assert cells[1] == cell_lines(6, {1: "mine()"}) and cells[2] == cell_lines(6, {1: "template()"})
+    assert cells[-1] == cell_lines(6, {0: "mine_too()", 5: "template_too()"})
+    assert "<<<<<<<" not in merged.text
+    opens(merged.text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(min_value=3, max_value=30).flatmap(
+    lambda n: st.tuples(st.just(n), st.integers(0, n - 1), st.integers(0, n - 1))))
+def test_a_line_each_side_changed_in_one_cell_merges_unless_the_lines_touch(case: tuple[int, int, int]) -> None:
+    count, mine, template = case
+    base = notebook("markdown:# Title", cell_lines(count))
+    ours = notebook("markdown:# Title", cell_lines(count, {mine: "mine()"}))
+    theirs = notebook("markdown:# Title", cell_lines(count, {template: "template()"}))
+    merged = merge_notebooks(base, ours, theirs)
+    opens(merged.text)
+    cells = sources(merged.text)
+    if abs(mine - template) > 1:  # git merges changes with an unchanged line between them
+        assert merged.conflicts == 0 and cells == ["markdown:# Title",
+                                                   cell_lines(count, {mine: "mine()", template: "template()"})]
+    else:  # the same or adjacent lines: both versions kept whole, the user's first
+        assert merged.conflicts == 1
+        assert cells.index(cell_lines(count, {mine: "mine()"})) < cells.index(cell_lines(count,
+                                                                                         {template: "template()"}))

@@ -293,7 +293,7 @@ def test_absolute_form_of_our_cache_is_trusted(old_project: Path) -> None:
 def test_dry_run_shows_the_diff_and_changes_nothing(old_project: Path, template_history: TemplateHistory) -> None:
     make_user_edits(old_project, template_history, conflicting=False)
     before, head = tree_digest(old_project), git(old_project, "rev-parse", "HEAD")
-    proc = run_cli("update", "--dry-run", cwd=old_project)
+    proc = run_cli("update", "--dry-run", "--diff", cwd=old_project)
     assert proc.returncode == 0, proc.stderr
     assert f"-{template_history.old_line}" in proc.stdout and f"+{template_history.new_line}" in proc.stdout
     assert f"-{OLD_COMPONENT_HEADER}" in proc.stdout
@@ -321,7 +321,7 @@ def test_dry_run_of_a_conflicting_update_names_the_files(old_project: Path, temp
          lambda t: t.replace(template_history.old_line, "# user: my own wording", 1))
     commit_all(old_project, "Reword")
     before = tree_digest(old_project)
-    proc = run_cli("update", "--dry-run", cwd=old_project)
+    proc = run_cli("update", "--dry-run", "--diff", cwd=old_project)
     message = assert_one_line_error(proc, UpdateConflict.exit_code)
     assert message.startswith("error: dry run:") and template_history.wiring in message
     assert MARKERS[0] in proc.stdout

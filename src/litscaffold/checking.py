@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .project import Project
+from .project import Part, Project, parts_of
 from .template import current_version, parse_version
-from .updating import Part, parts_of
 
 
 def _status(version: str | None, installed: str) -> str:

@@ -17,10 +17,10 @@ import typer
 try:  # typer >= 0.26 vendors click under typer._click
     from typer._click import exceptions as click_errors
 except ImportError:  # pragma: no cover - older typer depends on click itself
-    from click import exceptions as click_errors
+    from click import exceptions as click_errors  # type: ignore[no-redef,import-not-found]
 
 from . import __version__
-from .errors import EXIT_BEHIND, LitscaffoldError
+from .errors import EXIT_BEHIND, LitscaffoldError, UsageError
 
 app = typer.Typer(
     name="litscaffold",
@@ -81,7 +81,10 @@ def new_project(
 
     result = scaffold(name, dest, data or [], ask=not defaults, use_git=not no_git, force=force)
     where = _shown(result.root)
-    typer.echo(f"Created {where}" + (" (git repository with a first commit)" if result.committed else ""))
+    if result.repository is not None:
+        typer.echo(f"Created {where} (committed to the git repository at {result.repository})")
+    else:
+        typer.echo(f"Created {where}" + (" (git repository with a first commit)" if result.committed else ""))
     for kept in result.kept:
         typer.echo(f"  kept your {kept} (the template's version was not written)")
     typer.echo(
@@ -212,7 +215,9 @@ def list_components(
 @app.command("update")
 def update(
     project: ProjectOption = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the diff it would make; change nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Show what would happen to each file; change nothing.")] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="With --dry-run: also print the diff it would make.")] = False,
     only: Annotated[str | None, typer.Option(
         "--only", help="Update one part: project, model:NAME or dataset:NAME.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the per-file report as JSON for tools.")] = False,
@@ -222,6 +227,7 @@ def update(
     \b
     Examples:
       litscaffold update --dry-run
+      litscaffold update --dry-run --diff | less
       litscaffold update
       litscaffold update --only model:my_net
       litscaffold update --dry-run --json
@@ -230,11 +236,13 @@ def update(
     from .report import UpdateReport
     from .updating import update_project
 
+    if diff and not dry_run:
+        raise UsageError("--diff shows what a dry run would change: use it with --dry-run")
     proj = Project.find(project, explicit=project is not None)
     report = UpdateReport(dry_run=dry_run)
     try:
         update_project(proj, dry_run=dry_run, only=only, echo=(lambda line: None) if as_json else typer.echo,
-                       report=report)
+                       report=report, diff=diff)
     finally:
         if as_json:  # also when it stopped at a conflict: the report says where
             typer.echo(json.dumps(report.as_dict(), indent=2))
@@ -282,15 +290,26 @@ def _interrupted() -> str:
     return "interrupted before anything was written"
 
 
+def _say_error(message: str) -> None:
+    """One error line on stderr. After SIGHUP the terminal is gone and writing to it fails: that must not turn
+    the clean exit of an undone command into a traceback."""
+    try:
+        typer.echo(f"error: {message}", err=True)
+    except OSError:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: every error a user can cause ends as one line and an exit code."""
+    from .git import forget_inherited_repository
     from .safety import sigterm_is_ctrl_c
 
+    forget_inherited_repository()  # before copier (plumbum) is imported: it copies the environment once
     sigterm_is_ctrl_c()
     try:
         code = app(args=argv, prog_name="litscaffold", standalone_mode=False)
     except LitscaffoldError as error:
-        typer.echo(f"error: {error.message}", err=True)
+        _say_error(error.message)
         return error.exit_code
     except click_errors.NoArgsIsHelpError as error:
         typer.echo(error.ctx.get_help() if error.ctx else str(error))
@@ -300,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"error: {error.format_message()}{hint}", err=True)
         return 2
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo(f"error: {_interrupted()}", err=True)
+        _say_error(_interrupted())
         return 130
     except OSError as error:  # the machine said no (disk full, permissions, a name too long)
         where = f" {error.filename}" if error.filename else ""
@@ -318,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                    "and report the traceback", err=True)
         return 1
     if code == 130:  # typer turns Ctrl-C into a silent exit code; renders clean up after themselves
-        typer.echo(f"error: {_interrupted()}", err=True)
+        _say_error(_interrupted())
     return code if isinstance(code, int) else 0
 
 

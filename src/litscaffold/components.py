@@ -19,7 +19,7 @@ from .project import (
     component_answers_file,
     read_answers,
 )
-from .render import pristine, render, scratch_dir
+from .render import pristine, project_scratch, render
 from .safety import inside
 from .template import TemplateSource, current_version, parse_version
 from .transaction import Transaction
@@ -78,7 +78,7 @@ def add_component(project: Project, kind: str, name: str, blueprint: str | None 
         source.require(version, f"{PROJECT_ANSWERS} records template {version}")
         was_clean = git.is_clean_repo(project.root)
         data = {"component": kind, "name": name, "class_name": class_name_of(name), "blueprint": blueprint}
-        with scratch_dir(project.root, f"litscaffold-{name}") as scratch:
+        with project_scratch(project.root, f"litscaffold-{name}") as scratch:
             rendered = scratch / "component"
             render(source, rendered, data, version=version, answers_file=answers_file)
             files = sorted(p.relative_to(rendered).as_posix() for p in rendered.rglob("*") if p.is_file())
@@ -95,14 +95,17 @@ def add_component(project: Project, kind: str, name: str, blueprint: str | None 
 
 def changed_files(project: Project, component: Component, source: TemplateSource | None = None) -> list[str]:
     """The component's files that differ from what its template version rendered (or are gone)."""
-    answers = read_answers(project.root / component.answers_file)
+    answers_file = component.answers_file
+    if answers_file is None:  # built in or hand-written: no render of its own to compare with
+        raise ComponentError(f"{component.module_path} was not added by litscaffold; nothing to compare it with")
+    answers = read_answers(project.root / answers_file)
     source = (source or TemplateSource()).ensure()
     if component.version:
-        source.require(component.version, f"{component.answers_file} records template {component.version}")
+        source.require(component.version, f"{answers_file} records template {component.version}")
     with pristine(source, answers, version=component.version or current_version(),
-                  answers_file=component.answers_file) as rendered:
+                  answers_file=answers_file) as rendered:
         owned = [p.relative_to(rendered).as_posix() for p in rendered.rglob("*")
-                 if p.is_file() and p.name != component.answers_file]
+                 if p.is_file() and p.name != answers_file]
         return sorted(f for f in owned if not (project.root / f).is_file()
                       or not filecmp.cmp(rendered / f, project.root / f, shallow=False))
 

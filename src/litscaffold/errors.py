@@ -7,7 +7,7 @@ Exit codes, the same for every command (README, "Exit codes"):
     3    update found conflicts: merged files with markers wait for you (earlier parts committed), or your own
          files sit where the template writes (nothing changed); --dry-run: the update would conflict
     4    check: something is behind the installed template (nothing is wrong)
-    130  interrupted (Ctrl-C or SIGTERM); nothing half-written was left
+    130  interrupted (Ctrl-C, SIGTERM, or SIGHUP: a closed terminal); nothing half-written was left
 """
 
 from __future__ import annotations
@@ -77,6 +77,6 @@ class TemplateError(LitscaffoldError):
 
 
 class Interrupted(LitscaffoldError):
-    """Ctrl-C: whatever was half-written has been removed."""
+    """Ctrl-C (or SIGTERM, SIGHUP): whatever was half-written has been removed."""
 
     exit_code = 130

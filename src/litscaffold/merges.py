@@ -13,18 +13,27 @@ Each case becomes an Outcome for the update's report (report.py).
 from __future__ import annotations
 
 import difflib
-import subprocess
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import git as gitops
 from .notebooks import NotANotebook, merge_notebooks
-from .preflight import git_read, has_markers
 from .report import Outcome
 
 UNAPPLIED = ".litscaffold/unapplied"
 LABELS = ("before updating", "template before", "after updating")  # copier's own marker labels, and the base
+# The lines copier writes around an inline conflict.
+CONFLICT_MARKERS = (b"<<<<<<< before updating", b">>>>>>> after updating")
+
+
+def has_markers(path: Path) -> bool:
+    """Does the file hold copier's conflict markers (on lines of their own)?"""
+    try:
+        with path.open("rb") as handle:
+            return any(line.rstrip() in CONFLICT_MARKERS for line in handle)
+    except OSError:
+        return False
 
 
 @dataclass
@@ -49,8 +58,8 @@ class Before:
 
 def inspect(root: Path, renders: Renders) -> Before:
     """Record, before copier runs, which template files use CRLF and which ones the project deleted or renamed."""
-    tracked = set(git_read(root, "ls-files", "-z", "--", ".").split("\0")) - {""}
-    before = Before(head=lambda path: _committed(root, path))
+    tracked = set(gitops.read(root, "ls-files", "-z", "--", ".").split("\0")) - {""}
+    before = Before(head=lambda path: gitops.committed(root, path))
     for path in renders.new:
         if path in tracked and b"\r\n" in (root / path).read_bytes():
             before.crlf.add(path)
@@ -98,18 +107,9 @@ def merge_text(ours: bytes, base: bytes, theirs: bytes) -> tuple[bytes, int]:
     """Three-way merge of text in LF; the result takes the endings of `ours` (CRLF stays CRLF). Returns the
     merged bytes with copier's conflict markers, and the number of conflicts."""
     crlf = b"\r\n" in ours
-    with tempfile.TemporaryDirectory(prefix="litscaffold-merge-") as scratch:
-        files = []
-        for name, data in (("ours", ours), ("base", base), ("theirs", theirs)):
-            path = Path(scratch) / name
-            path.write_bytes(data.replace(b"\r\n", b"\n"))
-            files.append(str(path))
-        proc = subprocess.run(["git", "merge-file", "-p", "-L", LABELS[0], "-L", LABELS[1], "-L", LABELS[2],
-                               *files], capture_output=True)
-    if proc.returncode < 0 or proc.returncode > 127:
-        raise OSError(f"git merge-file failed: {proc.stderr.decode(errors='replace').strip()}")
-    merged = proc.stdout.replace(b"\n", b"\r\n") if crlf else proc.stdout
-    return merged, proc.returncode
+    lf = [data.replace(b"\r\n", b"\n") for data in (ours, base, theirs)]
+    merged, conflicts = gitops.merge_file(lf[0], lf[1], lf[2], labels=LABELS)
+    return (merged.replace(b"\n", b"\r\n") if crlf else merged), conflicts
 
 
 def _notebook(root: Path, path: str, renders: Renders, before: Before,
@@ -135,20 +135,16 @@ def _write(root: Path, path: str, data: bytes, *, resolved: bool) -> None:
     """Write a re-merged file; when it holds no conflict, mark it resolved in the index as well."""
     (root / path).write_bytes(data)
     if resolved:
-        subprocess.run(["git", "add", "--", path], cwd=root, capture_output=True, check=True)
-
-
-def _committed(root: Path, path: str) -> bytes:
-    return subprocess.run(["git", "cat-file", "blob", f"HEAD:./{path}"], cwd=root, capture_output=True).stdout
+        gitops.git("add", "--", path, cwd=root, env=gitops.LITERAL)
 
 
 def _renamed_to(root: Path, path: str, tracked: set[str]) -> str | None:
     """Where git says a deleted file went (following up to five renames), or None when it was deleted."""
     for _ in range(5):
-        last = git_read(root, "log", "-1", "--format=%H", "--full-history", "--", path).strip()
+        last = gitops.read(root, "log", "-1", "--format=%H", "--full-history", "--", path).strip()
         if not last:
             return None
-        status = git_read(root, "diff", "-M", "--name-status", "-z", "--relative", f"{last}^", last, "--")
+        status = gitops.read(root, "diff", "-M", "--name-status", "-z", "--relative", f"{last}^", last, "--")
         fields = status.split("\0")
         renamed = next((fields[i + 2] for i in range(len(fields) - 2)
                         if fields[i].startswith("R") and fields[i + 1] == path), None)

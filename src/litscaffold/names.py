@@ -47,9 +47,9 @@ def check_project_name(name: str) -> str:
     return slug
 
 
-def check_component_name(name: object, kind: str) -> None:
-    """Raise InvalidName unless `name` can be the module name of a model or dataset. Names read back
-    from answers files go through here too: they become paths."""
+def check_component_name(name: object, kind: str) -> str:
+    """`name`, once it is sure to be the module name of a model or dataset (else InvalidName). Names read
+    back from answers files go through here too: they become paths."""
     if not isinstance(name, str) or not name:
         raise InvalidName(f"the {kind} name is empty; give a module name such as `my_{kind}`")
     if len(name) > MAX_NAME_LENGTH:
@@ -64,6 +64,7 @@ def check_component_name(name: object, kind: str) -> None:
         raise InvalidName(f"{kind} name {name!r} starts with '_': the project's registry skips private modules; "
                           f"try `{name.lstrip('_') or 'my_' + kind}`")
     _check_identifier(name, f"{kind} name {name!r}", kind)
+    return name
 
 
 def _check_identifier(slug: str, what: str, kind: str) -> None:

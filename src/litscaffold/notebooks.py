@@ -1,10 +1,12 @@
 """Three-way merge of Jupyter notebooks, cell by cell, into a notebook that still opens in Jupyter.
 
 Git's line merge writes conflict markers inside a notebook's JSON, which no notebook tool can open. Here the
-cells are the units: a cell only one side changed takes that side; cells both sides changed differently are
-all kept (the project's first, then the template's), introduced by a markdown cell that says so and tagged
-``litscaffold-conflict`` so they are easy to find. Outputs and execution counts are the project's own (the
-template ships none).
+cells are the units: a cell only one side changed takes that side. Where both sides changed the same cells
+(as many on each side, of the same kinds), each cell's source is merged line by line, as git merges a file:
+changes on different lines of one cell both arrive. Only cells whose changed lines overlap, and regions the two
+sides reshaped differently, are conflicts: both versions kept (the project's first, then the template's),
+introduced by a markdown cell that says so and tagged ``litscaffold-conflict`` so they are easy to find.
+Outputs and execution counts are the project's own (the template ships none).
 
 nbdime does this too, but it pulls jupyter_server and nbconvert into a command-line tool; the merge needed
 here is small and works on the plain JSON (nbformat 4), without any Jupyter package.
@@ -16,6 +18,8 @@ import difflib
 import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from .git import merge_file
 
 CONFLICT_TAG = "litscaffold-conflict"
 
@@ -47,7 +51,7 @@ def _key(cell: dict[str, Any]) -> tuple[str, str]:
     return cell.get("cell_type", ""), "".join(source) if isinstance(source, list) else str(source)
 
 
-def _equal(base: list[tuple], side: list[tuple]) -> dict[int, int]:
+def _equal(base: list[tuple[str, str]], side: list[tuple[str, str]]) -> dict[int, int]:
     """base index -> side index of every cell the side left as it was."""
     matcher = difflib.SequenceMatcher(a=base, b=side, autojunk=False)
     return {block.a + k: block.b + k for block in matcher.get_matching_blocks() for k in range(block.size)}
@@ -74,6 +78,14 @@ def merge_notebooks(base_text: str, ours_text: str, theirs_text: str) -> Noteboo
             merged.extend(their_cells)  # only the template changed here
         elif their_keys in (base_keys, our_keys):
             merged.extend(our_cells)  # only the project changed here, or both made the same change
+        elif _same_shape(base_keys, our_keys, their_keys):
+            for base_cell, our_cell, their_cell in zip(base["cells"][after_b:b], our_cells, their_cells):
+                cell = _merge_cell(base_cell, our_cell, their_cell)
+                if cell is None:
+                    conflicts += 1
+                    merged.extend(_conflict([our_cell], [their_cell]))
+                else:
+                    merged.append(cell)
         else:
             conflicts += 1
             merged.extend(_conflict(our_cells, their_cells))
@@ -89,6 +101,30 @@ def merge_notebooks(base_text: str, ours_text: str, theirs_text: str) -> Noteboo
              f"{CONFLICT_TAG}")]
     return NotebookMerge(json.dumps(result, indent=1, ensure_ascii=False) + "\n", conflicts,
                          notes if conflicts else [])
+
+
+def _same_shape(base: list[tuple[str, str]], ours: list[tuple[str, str]], theirs: list[tuple[str, str]]) -> bool:
+    """Both sides kept the region's cells (same number, same kinds) and edited inside them."""
+    return len(base) == len(ours) == len(theirs) and all(b[0] == o[0] == t[0] for b, o, t in zip(base, ours, theirs))
+
+
+def _merge_cell(base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any] | None:
+    """The project's cell with the template's change to its source merged in line by line, or None when the
+    two changed the same lines."""
+    texts = [_key(cell)[1] for cell in (base, ours, theirs)]
+    if texts[2] in (texts[0], texts[1]):
+        return ours
+    if texts[1] == texts[0]:
+        source = texts[2]
+    else:
+        merged, conflicts = merge_file(texts[1].encode(), texts[0].encode(), texts[2].encode(),
+                                       labels=("yours", "template before", "template"))
+        if conflicts:
+            return None
+        source = merged.decode()
+    cell = dict(ours)
+    cell["source"] = source.splitlines(keepends=True) if isinstance(ours.get("source"), list) else source
+    return cell
 
 
 def _conflict(our_cells: list[dict[str, Any]], their_cells: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -4,27 +4,14 @@ sources, and every path the new template version would write (a user's file ther
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from . import git as gitops
 from .errors import TemplateError, UpdateConflict, UpdateError
+from .merges import has_markers
+from .project import Part
 from .safety import inside
 from .template import TemplateSource, parse_version
-
-if TYPE_CHECKING:
-    from .updating import Part
-
-# The labels copier writes around an inline conflict.
-CONFLICT_MARKERS = (b"<<<<<<< before updating", b">>>>>>> after updating")
-# Read-only git commands must not rewrite .git/index behind the user's back (a refused update
-# leaves the project byte-identical).
-_READ_ONLY = {"GIT_OPTIONAL_LOCKS": "0"}
-
-
-def git_read(root: Path, *args: str) -> str:
-    return gitops.git(*args, cwd=root, env=_READ_ONLY, check=args[:1] != ("rev-parse",))
 
 
 def check_preconditions(root: Path, parts: list[Part], source: TemplateSource, installed: str,
@@ -32,24 +19,22 @@ def check_preconditions(root: Path, parts: list[Part], source: TemplateSource, i
     """Everything copier would stumble on, checked before anything changes. A dry run works on a clone of the
     last commit, so uncommitted changes do not stop it."""
     gitops.require_git()
-    in_tree = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=root, capture_output=True,
-                             text=True, env={**os.environ, **_READ_ONLY})
-    if in_tree.returncode != 0 or in_tree.stdout.strip() != "true":
+    if not gitops.in_work_tree(root):
         raise UpdateError(f"{root} is not a git repository; updates merge through git: run "
                           "`git init && git add -A && git commit -m 'Before update'` first")
-    if not git_read(root, "rev-parse", "-q", "--verify", "HEAD").strip():
+    if not gitops.read(root, "rev-parse", "-q", "--verify", "HEAD").strip():
         raise UpdateError(f"the repository of {root} has no commit yet; updates merge against your last commit: "
                           "run `git add -A && git commit -m 'First commit'` first")
-    if conflicted := unmerged(root):
+    if conflicted := gitops.unmerged(root):
         raise UpdateError(f"unresolved conflicts in {', '.join(conflicted)}; resolve them (edit, then `git add`), "
                           "commit, then run `litscaffold update` again")
     if leftovers := _leftover_markers(root):
         raise UpdateError(f"conflict markers left by the last update in {', '.join(leftovers)}; "
                           "resolve them, commit, then run `litscaffold update` again")
     # Every untracked file counts, whatever status.showUntrackedFiles says: the update must not commit it.
-    dirty = git_read(root, "status", "--porcelain", "--untracked-files=all", "--", ".").splitlines()
+    dirty = gitops.changes(root)
     if dirty and not dry_run:
-        files = [line[3:] for line in dirty]
+        files = [path for _, path in dirty]
         more = f" and {len(files) - 3} more" if len(files) > 3 else ""
         raise UpdateError(f"uncommitted changes in {', '.join(files[:3])}{more}; commit or stash them first "
                           "(the update merges against your last commit)")
@@ -67,7 +52,7 @@ def _check_trusted(part: Part, source: TemplateSource) -> None:
     """Only ever run our own template: `_src_path` comes from the project, which may be anyone's."""
     recorded = part.answers.get("_src_path")
     local = isinstance(recorded, str) and (recorded.startswith("~/") or Path(recorded).is_absolute())
-    if local and Path(recorded).expanduser().resolve() == source.repo.resolve():
+    if local and Path(str(recorded)).expanduser().resolve() == source.repo.resolve():
         return  # the ~ form or the absolute form of our cache repository
     raise UpdateError(f"{part.answers_file} names the template source {recorded!r}, not litscaffold's "
                       f"({source.src_path}); refusing to run another template: restore _src_path: "
@@ -82,18 +67,12 @@ def check_versions_available(parts: list[Part], source: TemplateSource, installe
         source.require(part.version or "", f"{part.answers_file} records template {part.version}")
 
 
-def unmerged(root: Path) -> list[str]:
-    """Conflicted files in the index (plumbing: unlike `git diff`, it never rewrites the index)."""
-    lines = git_read(root, "ls-files", "--unmerged", "--", ".").splitlines()
-    return sorted({line.split("\t", 1)[1] for line in lines if "\t" in line})
-
-
 def _leftover_markers(root: Path) -> list[str]:
     """Files of the last template-related commit that still hold copier's conflict markers."""
-    last = git_read(root, "log", "-1", "--format=%H", "--", ".copier-answers*.yml").strip()
+    last = gitops.read(root, "log", "-1", "--format=%H", "--", ".copier-answers*.yml").strip()
     if not last:
         return []
-    changed = git_read(root, "diff-tree", "--root", "--no-commit-id", "--name-only", "-r", "--relative",
+    changed = gitops.read(root, "diff-tree", "--root", "--no-commit-id", "--name-only", "-r", "--relative",
                         last).splitlines()
     found = []
     for relative in changed:
@@ -103,19 +82,11 @@ def _leftover_markers(root: Path) -> list[str]:
     return sorted(found)
 
 
-def has_markers(path: Path) -> bool:
-    try:
-        with path.open("rb") as handle:
-            return any(line.rstrip() in CONFLICT_MARKERS for line in handle)
-    except OSError:
-        return False
-
-
 def check_overwrites(root: Path, rendered: set[str], version: str) -> None:
     """Every path the new template version renders must be one git tracks (copier merges it) or free:
     a user's untracked or ignored file, or a folder, where the template puts a file is a conflict;
     a read-only tracked file, or a symlink leading out of the project, is refused too."""
-    tracked = set(git_read(root, "ls-files", "-z", "--", ".").split("\0"))
+    tracked = set(gitops.read(root, "ls-files", "-z", "--", ".").split("\0"))
     taken, read_only = [], []
     for relative in sorted(rendered):
         target = inside(root, relative)

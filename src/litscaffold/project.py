@@ -1,4 +1,5 @@
-"""A generated project: where it is, what it was made from, and which components it holds."""
+"""A generated project: where it is, what it was made from, which components it holds, and the parts of it that
+were rendered from the template (each with its own answers file, each updated on its own)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def component_answers_file(kind: str, name: str) -> str:
 
 def read_answers(path: Path) -> dict[str, Any]:
     """An answers file's contents; anything unreadable is one line naming the file (and the line)."""
-    import yaml
+    import yaml  # type: ignore[import-untyped]  # no stubs needed: safe_load's result is checked below
 
     restore = f"restore it with `git checkout -- {path.name}`"
     try:
@@ -69,13 +70,13 @@ def _component_from(path: Path) -> Component | Damaged:
         answers = read_answers(path)
     except DamagedAnswers as error:
         return Damaged(path.name, error.message)
-    kind, name = answers.get("component"), answers.get("name")
-    if kind not in KINDS:
+    kind, raw_name = answers.get("component"), answers.get("name")
+    if not isinstance(kind, str) or kind not in KINDS:
         return _damaged(path.name, f"component {str(kind)[:40]!r} is neither model nor dataset")
     try:
-        check_component_name(name, kind)
+        name = check_component_name(raw_name, kind)
     except InvalidName:
-        return _damaged(path.name, f"its name {str(name)[:80]!r} is not a module name")
+        return _damaged(path.name, f"its name {str(raw_name)[:80]!r} is not a module name")
     if path.name != component_answers_file(kind, name):
         return _damaged(path.name, f"it names {kind} {name!r}, whose answers file is "
                                    f"{component_answers_file(kind, name)}")
@@ -191,3 +192,30 @@ class Project:
 
     def component(self, kind: str, name: str) -> Component | None:
         return next((c for c in self.components() if c.kind == kind and c.name == name), None)
+
+
+@dataclass(frozen=True)
+class Part:
+    """Something rendered from the template with its own answers file: the project, or an added component."""
+
+    key: str           # "project", "model:my_net", "dataset:sales" (the --only value)
+    answers_file: str
+    answers: dict[str, Any]
+
+    @property
+    def version(self) -> str | None:
+        return version_of(self.answers.get("_commit"))
+
+    @property
+    def label(self) -> str:
+        return self.key.replace(":", " ")
+
+
+def parts_of(project: Project) -> list[Part]:
+    """The project, then its added components (sorted), each with its answers."""
+    parts = [Part("project", PROJECT_ANSWERS, project.answers)]
+    for component in project.components():
+        if component.owner == "component" and component.answers_file:
+            answers = read_answers(project.root / component.answers_file)
+            parts.append(Part(f"{component.kind}:{component.name}", component.answers_file, answers))
+    return parts

@@ -54,17 +54,14 @@ class UpdateReport:
                            "files": [asdict(outcome) for outcome in part.files]} for part in self.parts]}
 
 
-def outcomes_from_status(porcelain: str, expected: set[str], conflicted: set[str]) -> list[Outcome]:
-    """The plain outcomes of a copier update, from `git status --porcelain -z` against HEAD."""
+def outcomes_from_status(changes: list[tuple[str, str]], expected: set[str], conflicted: set[str]) -> list[Outcome]:
+    """The plain outcomes of a copier update, from `git status` against HEAD (git.changes: code, path)."""
     outcomes = []
-    for entry in porcelain.split("\0"):
-        if len(entry) < 4:
-            continue
-        code, path = entry[:2], entry[3:]
+    for code, path in changes:
         if path in conflicted:
             outcomes.append(Outcome(path, "conflict", "resolve the <<<<<<< blocks, commit, then run "
                                                       "`litscaffold update` again"))
-        elif code == "??" or "A" in code:
+        elif code in ("??", "!!") or "A" in code:  # new, or new and matched by an ignore rule
             if path in expected:
                 outcomes.append(Outcome(path, "new"))
         elif "D" in code:

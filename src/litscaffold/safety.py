@@ -13,7 +13,9 @@ from pathlib import Path, PurePosixPath
 
 from .errors import ProjectBusy, UnsafePath
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Ctrl-C, a kill (SIGTERM) and a closed terminal or dropped ssh session (SIGHUP) all mean "stop": each takes
+# the same path, whatever is half-done is undone.
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 # What git is in the middle of, by the file it keeps in its git dir, and how the user ends it.
 _IN_PROGRESS = (
@@ -42,15 +44,6 @@ def inside(root: Path, relative: str) -> Path:
                 f"(replace the link with a folder of the project, or remove it)"
             )
     return target
-
-
-def git_dir(root: Path) -> Path | None:
-    """The git directory of the repository holding `root`, or None when it is not in one."""
-    import subprocess
-
-    proc = subprocess.run(["git", "rev-parse", "--absolute-git-dir"], cwd=root, capture_output=True, text=True,
-                          env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"}, stdin=subprocess.DEVNULL)
-    return Path(proc.stdout.strip()) if proc.returncode == 0 and proc.stdout.strip() else None
 
 
 def check_git_idle(root: Path, gitdir: Path | None) -> None:
@@ -107,6 +100,8 @@ def signals_deferred(swallow: bool = False) -> Iterator[None]:
 
 
 def sigterm_is_ctrl_c() -> None:
-    """SIGTERM takes the same clean path as Ctrl-C: whatever is half-done is undone."""
+    """SIGTERM and SIGHUP take the same clean path as Ctrl-C: whatever is half-done is undone. (Left to their
+    default, both end the process on the spot, half an update applied.)"""
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        for sig in _SIGNALS[1:]:
+            signal.signal(sig, signal.default_int_handler)

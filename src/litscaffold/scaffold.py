@@ -13,7 +13,7 @@ from .errors import DestinationError, Interrupted, InvalidName, LitscaffoldError
 from .names import check_project_name
 from .project import PROJECT_ANSWERS
 from .render import render, scratch_dir
-from .safety import check_git_idle, git_dir, inside, signals_deferred
+from .safety import check_git_idle, inside, signals_deferred
 from .template import TemplateSource, current_version
 from .transaction import Transaction
 
@@ -32,6 +32,7 @@ class Scaffolded:
     slug: str
     committed: bool
     kept: list[str] = field(default_factory=list)  # user files --force left alone
+    repository: Path | None = None  # the bigger repository the project joined (a monorepo), if any
 
 
 def parse_data(pairs: list[str]) -> dict[str, Any]:
@@ -76,9 +77,13 @@ def new_project(
     dest = (dest or Path(slug)).absolute()
     _check_destination(dest, force)
     fresh = not dest.exists()
-    into_repo = use_git and not fresh and git.is_repo(dest)
-    if into_repo:  # git must be able to take our commit: say so before anything is written
-        check_git_idle(dest, git_dir(dest))
+    around = next((p for p in [dest, *dest.parents] if p.is_dir()), None)
+    # Inside a git work tree (a monorepo, or --force into a repository) the project joins that repository: its
+    # files are committed there, no repository is nested in it. Git must be able to take the commit: say so
+    # before anything is written.
+    joins = use_git and around is not None and git.in_work_tree(around)
+    if joins and around is not None:
+        check_git_idle(around, git.git_dir(around))
     source = (source or TemplateSource()).ensure()
     version = version or current_version()
     source.require(version, f"template {version} was asked for")
@@ -91,10 +96,14 @@ def new_project(
             render(source, rendered, data, version=version,
                    answers_file=PROJECT_ANSWERS, ask=ask)
             _check_rendered(rendered)
-            if fresh:
+            if fresh and not joins:
                 result = _into_new_folder(rendered, dest, slug, use_git, message, owned)
             else:
+                if fresh:
+                    _make_folder(dest, owned)
                 result = _beside_user_files(rendered, dest, slug, use_git, message)
+            if joins and not git.is_repo(dest):
+                result.repository = Path(git.read(dest, "rev-parse", "--show-toplevel").strip())
     except BaseException as error:
         with signals_deferred(swallow=True):
             for folder in owned:  # only a folder this run created: another run may have made `dest`
@@ -116,17 +125,24 @@ def _into_new_folder(rendered: Path, dest: Path, slug: str, use_git: bool, messa
     fails). A `dest` that appeared meanwhile (another new-project) is refused, never replaced."""
     files = sorted(p.relative_to(rendered).as_posix() for p in rendered.rglob("*") if not p.is_dir())
     with signals_deferred():
+        _make_folder(dest, owned)
+        rendered.replace(dest)  # over the empty folder just made (POSIX rename replaces an empty one)
+    if use_git:
+        git.init(dest)
+        git.commit_paths(dest, files, message)
+    return Scaffolded(dest, slug, committed=use_git)
+
+
+def _make_folder(dest: Path, owned: list[Path]) -> None:
+    """Create `dest` and list it in `owned` (the caller removes it if anything after fails); a `dest` that
+    appeared meanwhile (another new-project) is refused, never replaced."""
+    with signals_deferred():
         try:
             os.mkdir(dest)  # atomic: exactly one run gets to create it
         except FileExistsError:
             raise DestinationError(f"{dest} appeared while the project was rendered (another litscaffold?); "
                                    "choose another --dest") from None
         owned.append(dest)
-        rendered.replace(dest)  # over the empty folder just made (POSIX rename replaces an empty one)
-    if use_git:
-        git.init(dest)
-        git.commit_paths(dest, files, message)
-    return Scaffolded(dest, slug, committed=use_git)
 
 
 def _beside_user_files(rendered: Path, dest: Path, slug: str, use_git: bool, message: str) -> Scaffolded:
@@ -142,7 +158,7 @@ def _beside_user_files(rendered: Path, dest: Path, slug: str, use_git: bool, mes
             tx.move_in(rendered / relative, relative)
             written.append(relative)
         if use_git:
-            if tx.gitdir is None or not git.is_repo(dest):
+            if tx.gitdir is None:  # inside a bigger repository (a monorepo) the project joins it
                 tx.init_repo()
             # Only the files we wrote: a user's own files in a --force destination stay theirs to commit.
             tx.commit(written, message)

@@ -14,13 +14,12 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 from . import __version__
 from .errors import LitscaffoldError, TemplateError
-from .git import git, require_git
+from .git import git, require_git, run
 
 PACKAGE_DIR = Path(__file__).parent
 BUNDLE = PACKAGE_DIR / "template.bundle"
@@ -58,9 +57,15 @@ def parse_version(version: str) -> tuple[int, ...]:
 
 
 def cache_root() -> Path:
-    """Where the template repository lives: $LITSCAFFOLD_CACHE_DIR, else the XDG cache."""
+    """Where the template repository lives: $LITSCAFFOLD_CACHE_DIR, else the XDG cache. A relative
+    LITSCAFFOLD_CACHE_DIR is refused: it would name another folder from every directory a command runs in
+    (inside a project, a new cache among the user's files)."""
     if explicit := os.environ.get("LITSCAFFOLD_CACHE_DIR"):
-        return Path(explicit).expanduser()
+        chosen = Path(explicit).expanduser()
+        if not chosen.is_absolute():
+            raise TemplateError(f"LITSCAFFOLD_CACHE_DIR={explicit} is a relative path; set it to an absolute "
+                                f"one (e.g. {Path.home() / '.cache' / 'litscaffold'}), or unset it")
+        return chosen
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "litscaffold"
 
@@ -83,6 +88,10 @@ class TemplateSource:
         # before it is snapshotted into the shipped bundle.
         self.bundle = bundle or Path(os.environ.get("LITSCAFFOLD_TEMPLATE_BUNDLE") or BUNDLE)
         self.repo = (root or cache_root()) / "template"
+        # Written before litscaffold creates `template`: only what it created is rebuilt, re-initialised or
+        # has tags moved. It lives beside the repository, so a damaged repository (even one replaced by a
+        # file) is still known as litscaffold's and rebuilt.
+        self.owner_mark = self.repo.with_name(".litscaffold-template-cache")
 
     @property
     def src_path(self) -> str:
@@ -98,11 +107,13 @@ class TemplateSource:
                 f"the template history {self.bundle} is missing; reinstall litscaffold "
                 "(maintainers: run `python -m litscaffold.snapshot`)"
             )
+        self._require_ours()
         digest = hashlib.sha256(self.bundle.read_bytes()).hexdigest()
         if self._holds(digest):
             return self
         try:
             with _locked(self.repo.parent / "template.lock"):
+                self._require_ours()
                 if not self._holds(digest):
                     self._rebuild(digest)
         except OSError as error:
@@ -115,6 +126,19 @@ class TemplateSource:
                 "set LITSCAFFOLD_CACHE_DIR to a folder you can write, or delete that folder"
             ) from None
         return self
+
+    def _require_ours(self) -> None:
+        """Refuse, before anything is written, a `template` in the cache folder that litscaffold did not make:
+        the user's file, folder, worktree or repository, which a rebuild would delete or a fetch move tags in."""
+        if not os.path.lexists(self.repo) or self.owner_mark.is_file():
+            return
+        earlier = self.repo / ".git" / "litscaffold-bundle"  # a cache made before the owner mark existed
+        if not self.repo.is_symlink() and earlier.is_file() and (self.repo / ".git" / "litscaffold-tags").is_file():
+            with contextlib.suppress(OSError):  # a read-only cache is still used; it is marked next time
+                self.owner_mark.write_text(_OWNER_NOTE)
+            return
+        raise TemplateError(f"{self.repo} is not litscaffold's template cache (litscaffold did not create it) and "
+                            "litscaffold leaves it alone; set LITSCAFFOLD_CACHE_DIR to another folder")
 
     def _holds(self, digest: str) -> bool:
         """The cache was filled from this bundle and no object of it is missing since."""
@@ -135,6 +159,9 @@ class TemplateSource:
     def _rebuild(self, digest: str) -> None:
         """Fill the cache from the bundle, starting over when what is there is not a healthy copy."""
         marker = self.repo / ".git" / "litscaffold-bundle"
+        if not os.path.lexists(self.repo):
+            self.repo.parent.mkdir(parents=True, exist_ok=True)
+            self.owner_mark.write_text(_OWNER_NOTE)
         if self.repo.is_symlink() or (os.path.lexists(self.repo) and not self.repo.is_dir()):
             self.repo.unlink()
         elif os.path.lexists(self.repo / ".git") and not _healthy_repo(self.repo):
@@ -169,13 +196,15 @@ class TemplateSource:
         return sorted((t[1:] for t in tags), key=parse_version)
 
 
+_OWNER_NOTE = ("litscaffold created the folder `template` beside this file: a cache of its template history,\n"
+               "rebuilt from the installed litscaffold whenever it is damaged. Delete both to reclaim the space.\n")
+
+
 def _healthy_repo(repo: Path) -> bool:
     """A git repository none of whose objects is missing (a cache damaged by hand or a full disk is not)."""
     if not (repo / ".git").is_dir():
         return False
-    fsck = subprocess.run(["git", "fsck", "--connectivity-only", "--no-dangling", "--no-progress"],
-                          cwd=repo, capture_output=True, stdin=subprocess.DEVNULL)
-    return fsck.returncode == 0
+    return run("fsck", "--connectivity-only", "--no-dangling", "--no-progress", cwd=repo).returncode == 0
 
 
 def current_version() -> str:

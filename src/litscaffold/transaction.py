@@ -14,25 +14,20 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Literal
 
 from . import git as gitops
 from .errors import Interrupted, LitscaffoldError
-from .safety import check_git_idle, git_dir, inside, project_lock, signals_deferred
+from .git import git_dir
+from .git import output as _git_out
+from .safety import check_git_idle, inside, project_lock, signals_deferred
 
-_QUIET = {"GIT_OPTIONAL_LOCKS": "0"}
 # What this process has finished (committed or written whole): a Ctrl-C landing after it must not be
 # reported as "nothing was written".
 COMPLETED: list[str] = []
-
-
-def _git_out(root: Path, *args: str) -> str | None:
-    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          env={**os.environ, **_QUIET})
-    return proc.stdout if proc.returncode == 0 else None
 
 
 def other_files(root: Path) -> set[str]:
@@ -74,13 +69,18 @@ class Transaction:
         try:
             self.gitdir = git_dir(self.root)
             check_git_idle(self.root, self.gitdir)
+            if self._lock is not None:
+                from .render import clear_stale_scratch
+
+                clear_stale_scratch(self.root)
             self._snapshot()
         except BaseException:
             self._release()
             raise
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: object) -> Literal[False]:
         try:
             if error is None or self.kept:
                 if self.touched:
@@ -299,5 +299,5 @@ class Transaction:
         changed = _git_out(self.root, "diff-files", "--name-only", "-z", "--relative", "--", ".")
         paths = [p for p in (changed or "").split("\0") if p]
         if paths:
-            subprocess.run(["git", "checkout-index", "-f", "-z", "--stdin"], cwd=self.root,
-                           input="\0".join(paths), text=True, capture_output=True, env={**os.environ, **_QUIET})
+            gitops.run("checkout-index", "-f", "-z", "--stdin", cwd=self.root, input="\0".join(paths),
+                       env=gitops.READ_ONLY)
