@@ -49,12 +49,12 @@ class BaseDataModule(pl.LightningDataModule):
 
     @property
     def batch_size(self) -> int:
-        return self.hparams.batch_size
+        return self.hparams["batch_size"]
 
     @batch_size.setter
     def batch_size(self, value: int) -> None:
         # Tuner.scale_batch_size sets this attribute: keep the hparams (checkpoints, HPARAMS tab) in step.
-        self.hparams.batch_size = value
+        self.hparams["batch_size"] = value
 
     @property
     def info(self) -> DataInfo:
@@ -91,7 +91,7 @@ class BaseDataModule(pl.LightningDataModule):
     def _loader(self, dataset: Dataset | None, shuffle: bool = False) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() has not built this split")
-        workers = self.hparams.num_workers
+        workers = self.hparams["num_workers"]
         return DataLoader(
             dataset,
             batch_size=self.batch_size,

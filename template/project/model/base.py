@@ -3,14 +3,14 @@ optimizers (the HPARAMS tab is the trainer's, util/hpmetrics.py). A model file o
 and, when it learns differently, its own `step`."""
 
 import math
-from typing import Any, ClassVar, Literal, get_args
+from typing import Any, ClassVar, Literal, cast, get_args
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from data.base import DataInfo
+from data.base import DataInfo, Task
 
 Optimizer = Literal["adam", "adamw", "sgd"]
 Scheduler = Literal["none", "cosine", "plateau"]
@@ -56,7 +56,7 @@ class BaseModel(pl.LightningModule):
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {optimizer!r}")
         if scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)}, not {scheduler!r}")
-        reason = self.incompatibility(DataInfo(task, tuple(input_shape), num_outputs))
+        reason = self.incompatibility(DataInfo(cast(Task, task), tuple(input_shape), num_outputs))
         if reason:
             raise ValueError(f"{type(self).__name__} cannot learn this dataset: {reason}")
         # Records this class's and the subclass's arguments: checkpoints rebuild the model from them.
@@ -81,7 +81,7 @@ class BaseModel(pl.LightningModule):
         """
         x, y = batch
         output = self(x)
-        if self.hparams.task == "classification":
+        if self.hparams["task"] == "classification":
             accuracy = (output.argmax(dim=1) == y).float().mean()
             return F.cross_entropy(output, y), {"acc": accuracy}
         # reshape: a (batch,) target against (batch, 1) outputs would silently broadcast to (batch, batch)
@@ -104,7 +104,7 @@ class BaseModel(pl.LightningModule):
         """Named output columns, each (batch,) or (batch, k): what predict.py writes to CSV."""
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         output = self(x)
-        if self.hparams.task == "classification":
+        if self.hparams["task"] == "classification":
             confidence, label = output.softmax(dim=1).max(dim=1)
             return {"class": label, "confidence": confidence}
         return {"prediction": output.squeeze(1)}  # (batch, 1) -> (batch,) for a single target
@@ -156,20 +156,21 @@ class BaseModel(pl.LightningModule):
 
     # ---- optimization --------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
-        hp = self.hparams  # read at call time, so Tuner.lr_find can set hparams.lr
-        if hp.optimizer == "sgd":
-            optimizer = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=0.9, weight_decay=hp.weight_decay)
+        hp = self.hparams  # read at call time, so Tuner.lr_find can set hparams["lr"]
+        optimizer: torch.optim.Optimizer
+        if hp["optimizer"] == "sgd":
+            optimizer = torch.optim.SGD(self.parameters(), lr=hp["lr"], momentum=0.9, weight_decay=hp["weight_decay"])
         else:
-            adam = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
-            optimizer = adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-        if hp.scheduler == "cosine":
+            adam = torch.optim.AdamW if hp["optimizer"] == "adamw" else torch.optim.Adam
+            optimizer = adam(self.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+        if hp["scheduler"] == "cosine":
             # Per step over the whole run, so it also fits runs bounded by --max_steps.
             total_steps = self.trainer.estimated_stepping_batches
             if not math.isfinite(total_steps):
                 raise ConfigurationError("--scheduler cosine needs a bounded run: set --max_epochs or --max_steps")
             cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, int(total_steps)))
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
-        if hp.scheduler == "plateau":
+        if hp["scheduler"] == "plateau":
             plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
             # strict=False: in epochs without validation (--check_val_every_n_epoch) warn instead of failing.
             config = {"scheduler": plateau, "monitor": MONITOR, "strict": False}

@@ -26,8 +26,10 @@ from model.base import BaseModel
 from util.registry import Components
 
 ROOT = Path(__file__).resolve().parents[1]
-OWN_MODELS = sorted(name for name, cls in MODELS.items() if issubclass(cls, BaseModel))
-OWN_DATASETS = sorted(name for name, cls in DATASETS.items() if issubclass(cls, BaseDataModule))
+OWN_MODEL_CLASSES: dict[str, type[BaseModel]] = {name: cls for name, cls in MODELS.items() if issubclass(cls, BaseModel)}
+OWN_DATA_CLASSES: dict[str, type[BaseDataModule]] = {
+    name: cls for name, cls in DATASETS.items() if issubclass(cls, BaseDataModule)}
+OWN_MODELS, OWN_DATASETS = sorted(OWN_MODEL_CLASSES), sorted(OWN_DATA_CLASSES)
 PAIRS = [(model_name, data_name) for model_name in OWN_MODELS for data_name in OWN_DATASETS]
 
 
@@ -46,11 +48,11 @@ def first_batch(datamodule: BaseDataModule, split: str = "train") -> tuple[torch
 
 @pytest.mark.parametrize(("model_name", "data_name"), PAIRS)
 def test_pair_trains_or_is_refused_with_a_reason(model_name: str, data_name: str, tmp_path: Path, capsys) -> None:
-    data_hparams = DATASETS[data_name].smoke_test_hparams(tmp_path)
-    info = DATASETS[data_name](**data_hparams).info
+    data_hparams = OWN_DATA_CLASSES[data_name].smoke_test_hparams(tmp_path)
+    info = OWN_DATA_CLASSES[data_name](**data_hparams).info
     argv = ["--model", model_name, "--dataset", data_name, *as_flags(data_hparams), "--fast_dev_run", "true"]
     argv += ["--save_dir", str(tmp_path / "logs")]
-    reason = MODELS[model_name].incompatibility(info)
+    reason = OWN_MODEL_CLASSES[model_name].incompatibility(info)
     if reason:
         with pytest.raises(SystemExit):
             trainer.main(argv)
@@ -62,16 +64,17 @@ def test_pair_trains_or_is_refused_with_a_reason(model_name: str, data_name: str
 
 @pytest.mark.parametrize(("model_name", "data_name"), PAIRS)
 def test_compatible_pair_learns_and_predicts_named_columns(model_name: str, data_name: str, tmp_path: Path) -> None:
-    datamodule = DATASETS[data_name](**DATASETS[data_name].smoke_test_hparams(tmp_path))
+    datamodule = OWN_DATA_CLASSES[data_name](**OWN_DATA_CLASSES[data_name].smoke_test_hparams(tmp_path))
     info = datamodule.info
-    if MODELS[model_name].incompatibility(info):
+    if OWN_MODEL_CLASSES[model_name].incompatibility(info):
         pytest.skip("incompatible pair (refusal covered above)")
     torch.manual_seed(0)
-    model = MODELS[model_name](input_shape=info.input_shape, num_outputs=info.num_outputs, task=info.task)
+    model = OWN_MODEL_CLASSES[model_name](input_shape=info.input_shape, num_outputs=info.num_outputs, task=info.task)
     batch = first_batch(datamodule)
 
     configured = model.configure_optimizers()  # an optimizer, or a dict with its lr schedule (deep_normal's plateau)
     optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
+    assert isinstance(optimizer, torch.optim.Optimizer)
     losses = []
     for _ in range(15):  # the same batch again and again: any working model fits it better
         loss, metrics = model.step(batch)
@@ -93,8 +96,8 @@ def test_compatible_pair_learns_and_predicts_named_columns(model_name: str, data
 
 @pytest.mark.parametrize("data_name", OWN_DATASETS)
 def test_dataset_delivers_what_its_info_promises(data_name: str, tmp_path: Path) -> None:
-    hparams = DATASETS[data_name].smoke_test_hparams(tmp_path)
-    datamodule = DATASETS[data_name](**hparams)
+    hparams = OWN_DATA_CLASSES[data_name].smoke_test_hparams(tmp_path)
+    datamodule = OWN_DATA_CLASSES[data_name](**hparams)
     info = datamodule.info  # available before any data is loaded
     assert datamodule.train_set is None
     assert info.task in typing.get_args(Task)
@@ -112,7 +115,7 @@ def test_dataset_delivers_what_its_info_promises(data_name: str, tmp_path: Path)
         assert len(loader) >= 1
 
     # Same hyperparameters, same data: runs differ only by what the user changed.
-    again = DATASETS[data_name](**hparams)
+    again = OWN_DATA_CLASSES[data_name](**hparams)
     assert torch.equal(first_batch(again, "val")[0], first_batch(datamodule, "val")[0])
 
 
@@ -120,10 +123,10 @@ def test_dataset_delivers_what_its_info_promises(data_name: str, tmp_path: Path)
 def test_a_checkpoint_restores_how_inputs_are_prepared(data_name: str, tmp_path: Path) -> None:
     # predict.py --inputs prepares raw rows with a datamodule restored from the checkpoint (its state_dict),
     # not one that has read the training data again.
-    hparams = DATASETS[data_name].smoke_test_hparams(tmp_path)
-    trained = DATASETS[data_name](**hparams)
+    hparams = OWN_DATA_CLASSES[data_name].smoke_test_hparams(tmp_path)
+    trained = OWN_DATA_CLASSES[data_name](**hparams)
     trained.setup("fit")
-    restored = DATASETS[data_name](**hparams)
+    restored = OWN_DATA_CLASSES[data_name](**hparams)
     restored.load_state_dict(trained.state_dict())
     raw = torch.rand(4, *trained.info.input_shape, generator=torch.Generator().manual_seed(0)) * 100
     assert torch.allclose(restored.transform_inputs(raw), trained.transform_inputs(raw))
@@ -157,8 +160,8 @@ def _one_dataset_per_model() -> list[tuple[str, str]]:
     pairs = []
     for model_name in OWN_MODELS:
         for data_name in OWN_DATASETS:
-            info = DATASETS[data_name](**DATASETS[data_name].smoke_test_hparams(Path("."))).info
-            if not MODELS[model_name].incompatibility(info):
+            info = OWN_DATA_CLASSES[data_name](**OWN_DATA_CLASSES[data_name].smoke_test_hparams(Path("."))).info
+            if not OWN_MODEL_CLASSES[model_name].incompatibility(info):
                 pairs.append((model_name, data_name))
                 break
     return pairs
@@ -167,7 +170,7 @@ def _one_dataset_per_model() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("model_name", "data_name"), _one_dataset_per_model())
 def test_every_model_trains_a_real_epoch(model_name: str, data_name: str, tmp_path: Path) -> None:
     """A real run (folder, checkpoints, test of the best one) of every model, on a dataset it learns."""
-    data_hparams = DATASETS[data_name].smoke_test_hparams(tmp_path)
+    data_hparams = OWN_DATA_CLASSES[data_name].smoke_test_hparams(tmp_path)
     run_dir = trainer.main(["--model", model_name, "--dataset", data_name, *as_flags(data_hparams),
                             "--save_dir", str(tmp_path / "logs"), "--max_epochs", "1", "--limit_train_batches", "4",
                             "--limit_val_batches", "1", "--limit_test_batches", "1", "--enable_progress_bar", "false",

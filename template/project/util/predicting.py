@@ -1,56 +1,120 @@
-"""predict.py's machinery for any model: restoring a trained model or dataset from a checkpoint, and turning
-its outputs, batch by batch, into named CSV columns.
+"""A trained run as a model you can call, and its predictions as named columns: what predict.py writes to CSV and
+what the notebook plots, for any model and dataset.
 
-A model's own predict_step is used when it defines one (the project's models return named columns); otherwise
-the model is called on the batch's inputs (a bare tensor batch is the inputs; (x, y, ...) gives x; a dict is
-passed whole, as Lightning's own default predict_step does).
+A run is rebuilt from its own record: its config.yaml (runs made before template 0.3.0: run.json's hyperparameters)
+builds the datamodule and the model as they were trained, then the checkpoint's weights and states go in (read with
+weights_only=True). A model's own predict_step is used when it defines one (the project's models return named
+columns); otherwise the model is called on the batch's inputs: a bare tensor batch is the inputs, (x, y, ...) gives x,
+a dict is passed whole, as Lightning's own default predict_step does.
 """
 
 from __future__ import annotations
 
+import csv
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.model_helpers import is_overridden
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, TensorDataset
 
+from data import DATASETS
 from data.base import DataInfo
-from util import foreign, runs
+from model import MODELS
+from util import cli, components, runs
 
 MAX_INPUT_COLUMNS = 16  # wider inputs (images) are not copied into the CSV
 
 
-def restore(cls: type, checkpoint: Path, hparams: dict[str, Any], info: DataInfo | None,
-            device: torch.device | str) -> Any:
-    """A model or datamodule as it was trained. With save_hyperparameters() the checkpoint rebuilds it (Lightning's
-    load_from_checkpoint); without, run.json's hyperparameters do, then the checkpoint's weights and state. Both read
-    it with weights_only=True (util/runs.py load_checkpoint): a checkpoint never runs code."""
+@dataclass
+class Trained:
+    """A run's model and datamodule as trained, ready to predict."""
+
+    run_dir: Path
+    checkpoint: Path
+    model: pl.LightningModule
+    datamodule: pl.LightningDataModule
+    info: DataInfo | None  # the dataset's facts as the model was built from them
+
+    @property
+    def task(self) -> str | None:
+        return getattr(self.model.hparams, "task", None) or (self.info.task if self.info is not None else None)
+
+
+def find(spec: str, save_dir: Path = runs.DEFAULT_SAVE_DIR, model: str | None = None,
+         dataset: str | None = None) -> tuple[Path, Path]:
+    """(run folder, checkpoint): a run folder (its best checkpoint), a .ckpt inside one, or 'last' (the newest run
+    with a checkpoint of save_dir, of one model and/or dataset when given)."""
+    if spec == "last":
+        run_dir = runs.newest_run_anywhere(save_dir, model, dataset)
+        if run_dir is None:
+            raise runs.RunError(f"no runs with checkpoints matching {save_dir}/{model or '*'}-{dataset or '*'}; train "
+                                "one with python trainer.py")
+        return run_dir, runs.best_checkpoint(run_dir)
+    path = Path(spec)
+    if path.suffix == ".ckpt":
+        if not path.is_file():
+            raise runs.RunError(f"no checkpoint {path}")
+        return runs.find_run(str(path), path.parent.parent), path.resolve()
+    run_dir = runs.find_run(spec, path.parent)
+    return run_dir, runs.best_checkpoint(run_dir)
+
+
+def load(run_dir: Path, checkpoint: Path, device: torch.device | str = "cpu") -> Trained:
+    """The run's datamodule and model as trained, with the checkpoint's weights and states."""
+    info = runs.read_info(run_dir)
+    missing = [f"{kind} {info[kind]!r}" for kind, found in (("model", MODELS), ("dataset", DATASETS))
+               if info[kind] not in found]
+    if missing:
+        raise runs.RunError(f"{run_dir} was trained with {' and '.join(missing)}, which is no longer in model/ or "
+                            "data/; restore it (git) or use another run")
+    if (run_dir / runs.CONFIG_FILE).is_file():
+        setup = cli.recorded(run_dir)
+        model_kwargs = {name: setup.built[key] for name, key in setup.model_keys.items()}
+        data_kwargs = {name: setup.built[key] for name, key in setup.data_keys.items()}
+    else:
+        model_kwargs, data_kwargs = dict(info["model_hparams"]), dict(info["data_hparams"])
     state = runs.load_checkpoint(checkpoint)
-    is_model = issubclass(cls, pl.LightningModule)
-    if (state.get("hyper_parameters") if is_model else state.get("datamodule_hyper_parameters")) is not None:
-        try:
-            return cls.load_from_checkpoint(checkpoint, map_location=device, weights_only=True)
-        except (RuntimeError, KeyError, TypeError) as error:  # another model's weights or hyperparameters
-            raise runs.RunError(f"{checkpoint} does not fit {cls.__name__}: "
-                                f"{' '.join(str(error).split())[:200]}") from None
-    if is_model:
-        if not isinstance(state.get("state_dict"), dict):
-            raise runs.RunError(f"{checkpoint} holds no model weights (no state_dict)")
-        model = foreign.build(cls, info, hparams)
+    data_cls, model_cls = DATASETS[info["dataset"]], MODELS[info["model"]]
+    datamodule = data_cls(**data_kwargs)
+    if data_cls.__qualname__ in state:  # what its state_dict() returned at training time (e.g. its statistics)
+        datamodule.load_state_dict(state[data_cls.__qualname__])
+    recorded = info.get("data_info")
+    data_info = components.declared_info(datamodule) or (DataInfo(recorded["task"], tuple(recorded["input_shape"]),
+                                                                  recorded["num_outputs"]) if recorded else None)
+    wired = {name: getattr(data_info, name) for name in components.WIRED
+             if data_info is not None and components.takes(model_cls, name)}
+    if not isinstance(state.get("state_dict"), dict):
+        raise runs.RunError(f"{checkpoint} holds no model weights (no state_dict)")
+    try:
+        model = model_cls(**wired, **model_kwargs)
         model.on_load_checkpoint(state)
-        try:
-            model.load_state_dict(state["state_dict"])
-        except RuntimeError as error:  # another model's weights
-            raise runs.RunError(f"{checkpoint} does not fit {cls.__name__}: "
-                                f"{' '.join(str(error).split())[:200]}") from None
-        return model.to(device)
-    datamodule = cls(**hparams)
-    if cls.__qualname__ in state:  # what its state_dict() returned at training time
-        datamodule.load_state_dict(state[cls.__qualname__])
-    return datamodule
+        model.load_state_dict(state["state_dict"])
+    except (RuntimeError, KeyError, TypeError) as problem:  # another model's weights
+        raise runs.RunError(f"{checkpoint} does not fit {model_cls.__name__}: "
+                            f"{' '.join(str(problem).split())[:200]}") from None
+    return Trained(run_dir, checkpoint, model.to(device).eval(), datamodule, data_info)
+
+
+# ---- tables of predictions ------------------------------------------------------------------------------------
+
+
+def split_loader(datamodule: pl.LightningDataModule, split: str, batch_size: int) -> DataLoader:
+    """The split in its stored order (the training loader would shuffle it)."""
+    datamodule.prepare_data()
+    datamodule.setup("fit" if split in ("train", "val") else "test")
+    try:
+        loader = getattr(datamodule, f"{split}_dataloader")()
+    except (NotImplementedError, MisconfigurationException, AttributeError) as problem:
+        raise runs.RunError(f"{type(datamodule).__name__} has no {split} split ({problem}); choose another --split")
+    if not isinstance(loader, DataLoader) or loader.batch_sampler is None or loader.sampler is None:
+        return loader  # a loader of its own kind: used as it is
+    return DataLoader(loader.dataset, batch_size=batch_size, shuffle=False, collate_fn=loader.collate_fn)
 
 
 def split_batch(batch: Any) -> tuple[Any, Any]:
@@ -69,8 +133,8 @@ def rows_in(inputs: Any) -> int:
 
 
 def columns(name: str, values: Any, rows: int, model: str) -> dict[str, list]:
-    """One CSV column when an example has one value, name_0..name_k when it has several; nested outputs
-    (tuples, dicts) get one name per part. Anything else cannot be written as rows: one line says so."""
+    """One CSV column when an example has one value, name_0..name_k when it has several; nested outputs (tuples,
+    dicts) get one name per part. Anything else cannot be written as rows: one line says so."""
     if isinstance(values, dict):
         return {key: value for part, output in values.items() for key, value in columns(
             str(part), output, rows, model).items()}
@@ -79,19 +143,19 @@ def columns(name: str, values: Any, rows: int, model: str) -> dict[str, list]:
             f"{name}_{i}", part, rows, model).items()}
     if not torch.is_tensor(values) or values.dim() == 0 or len(values) != rows:
         shape = tuple(values.shape) if torch.is_tensor(values) else type(values).__name__
-        raise runs.RunError(f"{model} returns {shape} for a batch of {rows} examples, which cannot be written as "
-                            "one row per example; give it a predict_step returning a (batch, ...) tensor or a dict "
-                            "of them")
-    flat = values.detach().float().cpu().reshape(rows, -1)
+        raise runs.RunError(f"{model} returns {shape} for a batch of {rows} examples, which cannot be written as one "
+                            "row per example; give it a predict_step returning a (batch, ...) tensor or a dict of them")
+    flat = values.detach().cpu().reshape(rows, -1)
+    flat = flat if flat.dtype in (torch.int64, torch.int32, torch.bool) else flat.float()  # integers stay integers
     if flat.shape[1] == 1:
         return {name: flat[:, 0].tolist()}
     return {f"{name}_{i}": flat[:, i].tolist() for i in range(flat.shape[1])}
 
 
 @torch.inference_mode()
-def predict(model: pl.LightningModule, loader: DataLoader, device: torch.device, with_inputs: bool,
-            with_targets: bool, task: str | None = None) -> dict[str, list]:
-    """Run the model over the loader; inputs, targets and outputs as named columns."""
+def predict(trained: Trained, loader: Any, with_inputs: bool = True, with_targets: bool = True) -> dict[str, list]:
+    """Run the model over the loader; inputs, targets and outputs as named columns, in the data's own units."""
+    model, device = trained.model, next(iter(trained.model.parameters()), torch.empty(0)).device
     own_step = is_overridden("predict_step", model)
     table: dict[str, list] = {}
     for batch_idx, batch in enumerate(loader):
@@ -101,16 +165,80 @@ def predict(model: pl.LightningModule, loader: DataLoader, device: torch.device,
         found: dict[str, list] = {}
         if with_inputs and torch.is_tensor(inputs) and inputs[0].numel() <= MAX_INPUT_COLUMNS:
             found.update(columns("x", inputs, rows, type(model).__name__))
-        if with_targets and torch.is_tensor(targets) and len(targets) == rows:
+        if with_targets and trained.task != "reconstruction" and torch.is_tensor(targets) and len(targets) == rows:
             found.update(columns("target", targets, rows, type(model).__name__))
         if own_step:
             outputs = model.predict_step(batch, batch_idx)
         else:
             outputs = model(inputs)
-            if task == "classification" and torch.is_tensor(outputs) and outputs.dim() == 2:
+            if trained.task == "classification" and torch.is_tensor(outputs) and outputs.dim() == 2:
                 confidence, label = outputs.softmax(dim=1).max(dim=1)
                 outputs = {"output": outputs, "class": label, "confidence": confidence}
         found.update(columns("output", outputs, rows, type(model).__name__))
         for name, values in found.items():
             table.setdefault(name, []).extend(values)
+    return in_data_units(trained.datamodule, table)
+
+
+def in_data_units(datamodule: Any, table: dict[str, list]) -> dict[str, list]:
+    """Targets and predictions back in the data's own units: a dataset that standardized its targets (target_mean,
+    target_std) gets them unstandardized; one with class names gets the names."""
+    target_std = getattr(datamodule, "target_std", None)
+    if target_std is not None:
+        scale, shift = float(target_std.flatten()[0]), float(datamodule.target_mean.flatten()[0])
+        for name in ("prediction", "mean", "target", "std"):
+            if name in table:
+                table[name] = [value * scale + (0.0 if name == "std" else shift) for value in table[name]]
+    names = list(getattr(datamodule, "class_names", []) or [])
+    for name in ("class", "target"):
+        if names and name in table and (name == "class" or "class" in table):
+            table[name] = [names[int(i)] for i in table[name]]
     return table
+
+
+def inputs_loader(path: Path, wanted: str | None, trained: Trained, batch_size: int) -> tuple[DataLoader, dict]:
+    """Rows of a CSV file as model inputs, prepared as the dataset prepares its own (`transform_inputs`); returns the
+    loader and the input columns as the file holds them (names and text as given)."""
+    shape = getattr(trained.model.hparams, "input_shape", None) or (trained.info.input_shape if trained.info else None)
+    if shape is None:
+        raise runs.RunError("--inputs needs the shape of one example: neither the model (an input_shape hyperparameter)"
+                            " nor the dataset (an `info` property) records it")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # a spreadsheet's BOM is no part of a name
+            reader = csv.DictReader(handle)
+            found, rows = [name.strip() for name in reader.fieldnames or []], [list(row.values()) for row in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as problem:
+        raise runs.RunError(f"--inputs {path}: cannot read it as CSV text ({problem})") from None
+    names = [name.strip() for name in wanted.split(",")] if wanted else found
+    if missing := [name for name in names if name not in found]:
+        raise runs.RunError(f"{path} has no column {', '.join(missing)}; its columns: {', '.join(found)}")
+    if len(names) != math.prod(shape):
+        raise runs.RunError(f"the model takes {math.prod(shape)} input values per example, {path} gives "
+                            f"{len(names)} ({', '.join(names)}); choose them with --columns")
+    if not rows:
+        raise runs.RunError(f"{path} holds a header and no rows to predict")
+    positions = [found.index(name) for name in names]
+    values = []
+    for number, row in enumerate(rows, start=2):
+        try:
+            values.append([float(row[i]) for i in positions])
+        except (ValueError, IndexError, TypeError):
+            raise runs.RunError(f"{path}: row {number} has a missing or non-numeric value; fix it") from None
+        if not all(math.isfinite(value) for value in values[-1]):
+            raise runs.RunError(f"{path}: row {number} holds nan or inf, which no model can predict from")
+    x = torch.tensor(values, dtype=torch.float32).reshape(len(rows), *shape)
+    transform = getattr(trained.datamodule, "transform_inputs", None)  # BaseDataModule's; others take values as is
+    x = transform(x) if transform is not None else x
+    table = {name: [row[i] for row in rows] for name, i in zip(names, positions)}
+    return DataLoader(TensorDataset(x), batch_size=batch_size), table
+
+
+def write_csv(path: Path, table: dict[str, list]) -> int:
+    rows = len(next(iter(table.values()), []))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["index", *table])
+        for i in range(rows):
+            writer.writerow([i, *(column[i] for column in table.values())])
+    return rows
