@@ -85,7 +85,15 @@ class BaseModel(pl.LightningModule):
             accuracy = (output.argmax(dim=1) == y).float().mean()
             return F.cross_entropy(output, y), {"acc": accuracy}
         # reshape: a (batch,) target against (batch, 1) outputs would silently broadcast to (batch, batch)
-        return F.mse_loss(output, y.reshape(output.shape)), {}
+        loss = F.mse_loss(output, y.reshape(output.shape))
+        return loss, self.regression_metrics(output, y)
+
+    def regression_metrics(self, predicted: Tensor, y: Tensor) -> dict[str, Tensor]:
+        """What RMSE, MAE and R² in the target's own units are computed from at the end of an epoch (names starting
+        with "_" are summed, not logged)."""
+        y = y.reshape(predicted.shape)
+        return {"_se": F.mse_loss(predicted, y), "_ae": (predicted - y).abs().mean(), "_y": y.mean(),
+                "_y2": y.pow(2).mean()}
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss, metrics = self.step(batch)
@@ -127,10 +135,19 @@ class BaseModel(pl.LightningModule):
         if restored_count:  # the part of this epoch trained before the run was resumed mid-epoch
             sums = {name: total + restored_sums[name].to(total.device) for name, total in sums.items()}
             count += restored_count
-        for name, total in sums.items():
-            # "<metric>/<stage>" puts train and val of one metric side by side in TensorBoard.
-            self.log(f"{name}/{stage}", total / count, sync_dist=True, prog_bar=name == "loss")
-        return sums["loss"] / count if "loss" in sums else None
+        means = {name: total / count for name, total in sums.items()}
+        for name, mean in means.items():
+            if not name.startswith("_"):
+                # "<metric>/<stage>" puts train and val of one metric side by side in TensorBoard.
+                self.log(f"{name}/{stage}", mean, sync_dist=True, prog_bar=name == "loss")
+        if "_se" in means and stage != "train":  # regression: in the target's units, as people compare them
+            std = getattr(getattr(self.trainer, "datamodule", None), "target_std", None)  # a standardized target's
+            scale = float(std.flatten()[0]) if torch.is_tensor(std) else 1.0
+            variance = means["_y2"] - means["_y"].pow(2)  # of the standardized targets: R² has no unit
+            self.log(f"rmse/{stage}", means["_se"].sqrt() * scale, sync_dist=True)
+            self.log(f"mae/{stage}", means["_ae"] * scale, sync_dist=True)
+            self.log(f"r2/{stage}", 1 - means["_se"] / variance.clamp_min(1e-12), sync_dist=True)
+        return means.get("loss")
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")

@@ -16,8 +16,10 @@ from util import cli, components, sweeps
 
 
 def test_the_folds_share_out_train_and_val_and_keep_the_test_split() -> None:
-    held_out, trained = [], []
-    test_sets = set()
+    held_out: list[set[int]] = []
+    trained: list[set[int]] = []
+    test_sets: set[int] = set()
+    pooled = 0
     for fold in range(3):
         setup = cli.parse(["--folds", "3", "--fold", str(fold)], trainer.DEFAULTS)
         datamodule, _ = components.load_data(setup)

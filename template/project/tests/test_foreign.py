@@ -9,8 +9,8 @@ back from the TensorBoard event files; predict.py writes the outputs.
 import csv
 import importlib.util
 import json
-import os
 import math
+import os
 import shutil
 import subprocess
 import sys

@@ -60,10 +60,12 @@ def test_a_local_sweep_with_two_workers_runs_ordinary_runs(tmp_path: Path) -> No
     assert "--name s" in command and f"--hidden {best.params['hidden']}" in command
 
 
-def start_and_wait_for_a_checkpoint(save_dir: Path, study: str, flags: list[str]) -> subprocess.Popen[bytes]:
+def start_and_wait_for_a_checkpoint(save_dir: Path, study: str, flags: list[str],
+                                    capture: bool = False) -> subprocess.Popen[bytes]:
     """sweep.py in a process group of its own (as a terminal starts it), once a trial has its first checkpoint."""
     command = [sys.executable, str(ROOT / "sweep.py"), "--save_dir", str(save_dir), *TRIAL, *flags]
-    sweeper = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    sweeper = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE if capture else subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
     while not list((save_dir / study).glob("*/checkpoints/last.ckpt")):  # a trial is training
         assert time.monotonic() < deadline and sweeper.poll() is None
@@ -86,7 +88,7 @@ def test_a_killed_sweep_continues_its_trial_with_the_same_command(tmp_path: Path
 
     proc = sweep(save_dir, *flags)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "trial 0: stopped with its worker (pid" in proc.stdout and "trial 1 continues trial 0" in proc.stdout
+    assert "trial 0: stopped with its worker (pid" in proc.stdout and "trial 1 complete (continued trial 0)" in proc.stdout
     study = study_of(save_dir, "k")
     assert states(study) == {"FAIL": 1, "COMPLETE": 3}  # the killed one is not counted as done
     continued = study.trials[1]
@@ -110,6 +112,41 @@ def test_a_killed_worker_is_replaced_and_its_trial_continued(tmp_path: Path) -> 
     study = study_of(save_dir, "w")
     assert states(study) == {"FAIL": 1, "COMPLETE": 2}
     assert study.trials[1].user_attrs["run_dir"] == study.trials[0].user_attrs["run_dir"]
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_saves_the_running_trials_and_the_same_command_continues_them(tmp_path: Path, signum: int,
+                                                                           code: int) -> None:
+    save_dir = tmp_path / "logs"
+    flags = ["--study", "c", "--trials", "2", "--hidden", "4:64", *LONGER]
+    sweeper = start_and_wait_for_a_checkpoint(save_dir, "c", flags, capture=True)
+    os.killpg(sweeper.pid, signum)  # what a terminal's Ctrl-C does: the sweep, its worker and its trial all get it
+    _, err = sweeper.communicate(timeout=120)
+    assert sweeper.returncode == code, err
+    lines = [line for line in err.decode().splitlines() if line.strip()]
+    assert lines == ["sweep.py: interrupted; the running trials saved their state: the same command continues them"]
+    (stopped,) = study_of(save_dir, "c").trials
+    assert stopped.state == optuna.trial.TrialState.FAIL  # failed, and retried with the same parameters
+    run_dir = Path(stopped.user_attrs["run_dir"])
+    import torch
+
+    stopped_at = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert 0 < stopped_at < 40 * 2
+    proc = sweep(save_dir, *flags)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    study = study_of(save_dir, "c")
+    continued = study.trials[1]
+    assert continued.user_attrs["run_dir"] == str(run_dir) and continued.params == stopped.params
+    assert states(study) == {"FAIL": 1, "COMPLETE": 2} and "1 interrupted and continued" in proc.stdout
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 40 * 2
+
+
+def test_a_sweep_whose_trials_cannot_succeed_stops_after_a_few(tmp_path: Path) -> None:
+    save_dir = tmp_path / "logs"
+    proc = sweep(save_dir, "--study", "x", "--trials", "20", "--lr", "1e-3:1e-1", "--accelerator", "gpu")
+    assert proc.returncode == 1
+    assert "3 trials failed one after another, the first with: --accelerator gpu" in proc.stderr, proc.stderr
+    assert states(study_of(save_dir, "x")) == {"FAIL": 3}
 
 
 def test_pruning_stops_trials_worse_than_the_median(tmp_path: Path) -> None:

@@ -313,6 +313,11 @@ def parse(argv: list[str] | None, defaults: Defaults) -> Setup:
         error(one_line(problem))
     if args.name is None:
         args.name = runs.series_name(args.model, args.dataset)
+    unset = parser.get_defaults()
+    for name, key in {**model_keys, **data_keys}.items():  # a file or folder given: resolved once, recorded whole
+        if isinstance(args[key], str) and args[key] not in ("", unset.get(key)) and not Path(args[key]).is_absolute() \
+                and (name == "path" or name.endswith(("_path", "_dir", "_file")) or Path(args[key]).exists()):
+            args[key] = str(Path(args[key]).expanduser().absolute())
     setup = Setup(args, parser, model_name, data_name, model_keys, data_keys, trainer_keys, argv, resume)
     if resume is not None:
         _keep_what_the_checkpoint_fixes(setup, resume)
@@ -407,7 +412,7 @@ def config_to_keep(setup: Setup) -> str:
         if name in args:
             del args[name]
     args.lr_find, args.scale_batch_size = False, False  # their findings are the values below
-    return setup.parser.dump(args, skip_check=True)
+    return setup.parser.dump(args)
 
 
 def set_tuned(setup: Setup, batch_size: int | None, lr: float | None) -> None:

@@ -84,9 +84,9 @@ def load(run_dir: Path, checkpoint: Path, device: torch.device | str = "cpu") ->
     datamodule = data_cls(**data_kwargs)
     if data_cls.__qualname__ in state:  # what its state_dict() returned at training time (e.g. its statistics)
         datamodule.load_state_dict(state[data_cls.__qualname__])
-    recorded = info.get("data_info")
-    data_info = components.declared_info(datamodule) or (DataInfo(recorded["task"], tuple(recorded["input_shape"]),
-                                                                  recorded["num_outputs"]) if recorded else None)
+    recorded = info.get("data_info")  # as the model was built from them: no need to read the training data again
+    data_info = DataInfo(recorded["task"], tuple(recorded["input_shape"]), recorded["num_outputs"]) if isinstance(
+        recorded, dict) else components.declared_info(datamodule)
     wired = {name: getattr(data_info, name) for name in components.WIRED
              if data_info is not None and components.takes(model_cls, name)}
     if not isinstance(state.get("state_dict"), dict):
@@ -164,7 +164,8 @@ def predict(trained: Trained, loader: Any, with_inputs: bool = True, with_target
         rows = rows_in(inputs)
         found: dict[str, list] = {}
         if with_inputs and torch.is_tensor(inputs) and inputs[0].numel() <= MAX_INPUT_COLUMNS:
-            found.update(columns("x", inputs, rows, type(model).__name__))
+            found.update(_named(columns("x", _raw(trained.datamodule, inputs), rows, type(model).__name__),
+                                getattr(trained.datamodule, "feature_names", None)))
         if with_targets and trained.task != "reconstruction" and torch.is_tensor(targets) and len(targets) == rows:
             found.update(columns("target", targets, rows, type(model).__name__))
         if own_step:
@@ -180,9 +181,32 @@ def predict(trained: Trained, loader: Any, with_inputs: bool = True, with_target
     return in_data_units(trained.datamodule, table)
 
 
+def _raw(datamodule: Any, inputs: torch.Tensor) -> torch.Tensor:
+    """Inputs as the data has them: a dataset that standardized them (feature_mean, feature_std) gets them back."""
+    mean, std = getattr(datamodule, "feature_mean", None), getattr(datamodule, "feature_std", None)
+    if torch.is_tensor(mean) and torch.is_tensor(std) and mean.shape == inputs.shape[1:]:
+        return inputs * std.to(inputs.device) + mean.to(inputs.device)
+    return inputs
+
+
+def _named(table: dict[str, list], names: Any) -> dict[str, list]:
+    """The input columns by the dataset's own names (feature_names), when it has one per column."""
+    if not isinstance(names, (list, tuple)) or len(names) != len(table):
+        return table
+    return dict(zip(names, table.values()))
+
+
+def _whole(values: list) -> list:
+    """Values that are whole numbers, as integers ("9", not "9.0"), as the data had them."""
+    if values and all(isinstance(v, float) and math.isfinite(v) and abs(v - round(v)) < 1e-4 * max(1, abs(v))
+                      for v in values):
+        return [round(v) for v in values]
+    return values
+
+
 def in_data_units(datamodule: Any, table: dict[str, list]) -> dict[str, list]:
     """Targets and predictions back in the data's own units: a dataset that standardized its targets (target_mean,
-    target_std) gets them unstandardized; one with class names gets the names."""
+    target_std) gets them unstandardized, whole numbers stay whole; one with class names gets the names."""
     target_std = getattr(datamodule, "target_std", None)
     if target_std is not None:
         scale, shift = float(target_std.flatten()[0]), float(datamodule.target_mean.flatten()[0])
@@ -193,7 +217,9 @@ def in_data_units(datamodule: Any, table: dict[str, list]) -> dict[str, list]:
     for name in ("class", "target"):
         if names and name in table and (name == "class" or "class" in table):
             table[name] = [names[int(i)] for i in table[name]]
-    return table
+    outputs = {"prediction", "mean", "std", "confidence"}
+    return {name: _whole(values) if name not in outputs and not name.startswith("output") else values
+            for name, values in table.items()}
 
 
 def inputs_loader(path: Path, wanted: str | None, trained: Trained, batch_size: int) -> tuple[DataLoader, dict]:

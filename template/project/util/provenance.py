@@ -89,7 +89,8 @@ def package_versions(root: Path) -> dict[str, str | None]:
     names = list(ALWAYS_RECORDED)
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
-        block = re.search(r"^dependencies\s*=\s*\[(.*?)\]", pyproject.read_text(), re.DOTALL | re.MULTILINE)
+        text = re.sub(r"#.*", "", pyproject.read_text())  # comments may hold quotes ("trainer.py's flags")
+        block = re.search(r"^dependencies\s*=\s*\[(.*?)^\]", text, re.DOTALL | re.MULTILINE)  # to the closing line
         if block:
             names += re.findall(r"[\"']\s*([A-Za-z0-9][A-Za-z0-9_.\-]*)", block.group(1))
     versions: dict[str, str | None] = {}

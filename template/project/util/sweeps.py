@@ -384,6 +384,7 @@ def work(plan: Plan, main: Callable[[list[str]], Path | None], worker: int = 0) 
     from optuna.trial import TrialState
 
     study = load(plan, worker)
+    stopped_by = _signals_as_ctrl_c()  # between trials; inside one, Lightning's own handlers save the run first
     streak: list[str] = []
 
     def count_failures(study: Any, trial: Any) -> None:
@@ -400,7 +401,7 @@ def work(plan: Plan, main: Callable[[list[str]], Path | None], worker: int = 0) 
         return stop.code
     except KeyboardInterrupt:
         retry_trials_of(study, os.getpid())
-        return 130
+        return stopped_by[-1] if stopped_by else 130
     if len(streak) >= FAILURE_STREAK:
         print(f"sweep.py: error: {FAILURE_STREAK} trials failed one after another, the first with: {streak[0]}",
               file=sys.stderr, flush=True)
@@ -558,16 +559,23 @@ def interrupted(run_dir: Path | None) -> None:
 
 
 def run(plan: Plan, script: str) -> int:
-    """Start plan.workers worker processes of sweep.py and keep that many until the study is done; 0 when it is, 130
-    on Ctrl-C (or 143 on SIGTERM: the running trials are saved and continue with the same command), 3 when trials
-    cannot succeed."""
+    """Start plan.workers worker processes of sweep.py and keep that many until the study is done, saying one line per
+    finished trial (each worker's own output goes to <study>/workers/); 0 when done, 130 on Ctrl-C (143 on SIGTERM: the
+    running trials are saved and continue with the same command), 3 when trials cannot succeed."""
     retry_orphans(plan)
-    env = {**os.environ, WORKER_ENV: plan.to_json()}
-    start = lambda index: subprocess.Popen([sys.executable, script], env={**env, "SWEEP_WORKER_INDEX": str(index)})
+    logs = Path(plan.series_dir) / "workers"
+    logs.mkdir(parents=True, exist_ok=True)
+
+    def start(index: int) -> subprocess.Popen[bytes]:
+        with (logs / f"{socket.gethostname()}-{os.getpid()}-{index}.log").open("ab") as log:
+            return subprocess.Popen([sys.executable, script], stdout=log, stderr=subprocess.STDOUT,
+                                    env={**os.environ, WORKER_ENV: plan.to_json(), "SWEEP_WORKER_INDEX": str(index)})
+
     procs = {index: start(index) for index in range(plan.workers)}
-    signal.signal(signal.SIGTERM, lambda signum, frame: (_ for _ in ()).throw(KeyboardInterrupt()))
+    stopped_by = _signals_as_ctrl_c()
     codes: list[int] = []
-    replaced = 0
+    said: set[int] = set()
+    replaced, polls = 0, 0
     try:
         while procs:
             for index, proc in list(procs.items()):
@@ -584,11 +592,53 @@ def run(plan: Plan, script: str) -> int:
                 if replaced <= plan.trials + plan.workers:
                     print(f"worker {proc.pid} died (exit {code}); a new worker continues its trial", flush=True)
                     procs[index] = start(index)
+            polls += 1
+            if polls % 10 == 0 or not procs:
+                _say_finished(plan, said)
             time.sleep(0.2)
     except KeyboardInterrupt:
         _stop(procs.values())
-        return 130
+        return stopped_by[-1] if stopped_by else 130
+    if EXIT_STREAK in codes:
+        from optuna.trial import TrialState
+
+        failed = [t for t in load(plan).get_trials(deepcopy=False) if t.state == TrialState.FAIL]
+        first = failed[-FAILURE_STREAK].user_attrs.get("failed_because", "?") if len(failed) >= FAILURE_STREAK else "?"
+        print(f"sweep.py: error: {FAILURE_STREAK} trials failed one after another, the first with: {first}",
+              file=sys.stderr, flush=True)
     return next((code for code in codes if code in INTERRUPTED), EXIT_STREAK if EXIT_STREAK in codes else 0)
+
+
+def _say_finished(plan: Plan, said: set[int]) -> None:
+    """One line for each trial that finished since the last look."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+    from optuna.trial import TrialState
+
+    for t in load(plan).get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
+        if t.number in said:
+            continue
+        said.add(t.number)
+        shown = " ".join(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
+                         for name, value in t.params.items())
+        original = RetryHeartbeatStaleTrialCallback.retried_trial_number(t)
+        continues = f" (continued trial {original})" if original is not None else ""
+        outcome = {TrialState.COMPLETE: f"complete{continues}: {t.value:.4g}" if t.value is not None else "complete",
+                   TrialState.PRUNED: f"pruned{continues}", TrialState.FAIL: "stopped, to be continued"
+                   if "failed_because" not in t.user_attrs else f"failed: {t.user_attrs['failed_because']}"}[t.state]
+        print(f"trial {t.number} {outcome}  {shown}  {t.user_attrs.get('run_dir', '')}", flush=True)
+
+
+def _signals_as_ctrl_c() -> list[int]:
+    """SIGTERM (a scheduler) and SIGHUP (a closed terminal) take the Ctrl-C path; the list gets the exit code to use."""
+    codes: list[int] = []
+
+    def interrupt(signum: int, frame: Any) -> None:
+        codes.append(128 + signum)
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
+    return codes
 
 
 def _stop(procs: Any) -> None:

@@ -189,6 +189,9 @@ class HParamsTab(Callback):
         name = wanted if wanted in logged else next(iter(sorted(n for n in logged if "loss" in n)), None)
         if name is not None:
             self._log(trainer, {TEST: float(logged[name])})
+        # a regression's RMSE, MAE and R² in the target's units (model/base.py), beside it in the HPARAMS tab
+        self._log(trainer, {f"hp/test_{metric}": float(logged[f"{metric}/test"]) for metric in ("rmse", "mae", "r2")
+                            if f"{metric}/test" in logged})
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         stopped = isinstance(exception, (KeyboardInterrupt, SIGTERMException))  # to be continued
@@ -270,9 +273,9 @@ class ObjectsAsConfig(Callback):
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
         for key in ("hyper_parameters", "datamodule_hyper_parameters"):
-            saved = checkpoint.get(key)
-            for name in self.configs if isinstance(saved, dict) else ():
-                if name in saved and not isinstance(saved[name], (dict, str, int, float, bool, type(None))):
+            saved: dict[str, Any] = checkpoint.get(key) or {}
+            for name in set(self.configs) & set(saved):
+                if not isinstance(saved[name], (dict, str, int, float, bool, type(None))):
                     saved[name] = self.configs[name]
 
 
