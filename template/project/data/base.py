@@ -1,6 +1,5 @@
 """What every dataset provides: its facts (DataInfo) and the dataloaders, so any compatible model trains on it."""
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -12,9 +11,6 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 Task = Literal["regression", "classification", "reconstruction"]
 
-# Our datasets live in memory as tensors: worker processes would only add start-up cost, so Lightning's
-# advice to add workers is noise here. Delete this line if your dataset reads files per item.
-warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
 @dataclass(frozen=True)

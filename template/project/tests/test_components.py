@@ -33,6 +33,14 @@ OWN_MODELS, OWN_DATASETS = sorted(OWN_MODEL_CLASSES), sorted(OWN_DATA_CLASSES)
 PAIRS = [(model_name, data_name) for model_name in OWN_MODELS for data_name in OWN_DATASETS]
 
 
+# Pairs with a class of your own (plain Lightning classes: test_foreign.py shows what they may be). Such a class
+# declares no compatibility, so a pair that cannot train is skipped with its reason; each class of yours must train
+# with at least one partner of this project.
+FOREIGN_PAIRS = [(model_name, data_name) for model_name in sorted(MODELS) for data_name in sorted(DATASETS)
+                 if (model_name, data_name) not in PAIRS]
+_foreign_results: dict[tuple[str, str], str | None] = {}  # pair -> why it did not train (None: it trained)
+
+
 def as_flags(hparams: dict[str, Any]) -> list[str]:
     argv = []
     for name, value in hparams.items():
@@ -60,6 +68,45 @@ def test_pair_trains_or_is_refused_with_a_reason(model_name: str, data_name: str
     else:
         assert trainer.main(argv) is None  # trained one batch and tested; a fast_dev_run writes no run
         assert not (tmp_path / "logs").exists()
+
+
+def _fast_dev_run(model_name: str, data_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str | None:
+    """Why a fast_dev_run of the pair fails, or None when it trains (cached: each pair runs once)."""
+    if (model_name, data_name) not in _foreign_results:
+        smoke = getattr(DATASETS[data_name], "smoke_test_hparams", None)
+        argv = ["--model", model_name, "--dataset", data_name, *as_flags(smoke(tmp_path) if smoke else {}),
+                "--fast_dev_run", "true", "--save_dir", str(tmp_path / "logs")]
+        try:
+            trainer.main(argv)
+            why = None
+        except SystemExit:
+            why = capsys.readouterr().err.strip().splitlines()[-1].removeprefix("trainer.py: error: ")
+        except Exception as problem:  # noqa: BLE001 - a class of yours failing on this partner: the reason is kept
+            why = f"{type(problem).__name__}: {' '.join(str(problem).split())[:200]}"
+        _foreign_results[(model_name, data_name)] = why
+    return _foreign_results[(model_name, data_name)]
+
+
+@pytest.mark.parametrize(("model_name", "data_name"), FOREIGN_PAIRS)
+def test_a_pair_with_a_class_of_yours_trains_or_is_skipped_with_its_reason(model_name: str, data_name: str,
+                                                                          tmp_path: Path, capsys) -> None:
+    if model_name in MODELS.unusable or data_name in DATASETS.unusable:
+        pytest.skip(MODELS.unusable.get(model_name) or DATASETS.unusable[data_name])
+    why = _fast_dev_run(model_name, data_name, tmp_path, capsys)
+    if why is not None:
+        pytest.skip(f"{model_name} x {data_name} cannot train: {why}")
+
+
+@pytest.mark.parametrize("name", sorted({m for m, _ in FOREIGN_PAIRS} - set(OWN_MODELS))
+                         + sorted({d for _, d in FOREIGN_PAIRS} - set(OWN_DATASETS)))
+def test_every_class_of_yours_trains_with_some_partner(name: str, tmp_path: Path, capsys) -> None:
+    pairs = [pair for pair in FOREIGN_PAIRS if name in pair and not (set(pair) & (set(MODELS.unusable) |
+                                                                                   set(DATASETS.unusable)))]
+    reasons = [why for pair in pairs if (why := _fast_dev_run(*pair, tmp_path, capsys)) is not None]
+    if reasons and all(why.startswith("the following arguments are required") for why in reasons):
+        pytest.skip(f"{name}: {reasons[0]}, which have no defaults: a test cannot choose them (train it with "
+                    "--config FILE, or give them defaults)")
+    assert len(reasons) < len(pairs), f"{name} trains with nothing here: " + "; ".join(reasons)
 
 
 @pytest.mark.parametrize(("model_name", "data_name"), PAIRS)

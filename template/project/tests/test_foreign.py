@@ -473,3 +473,25 @@ def test_the_notebook_runs_headless_on_a_foreign_model(project: Path, runs: dict
     assert not [out for out in outputs if out.get("output_type") == "error"]
     assert len([out for out in outputs if "image/png" in out.get("data", {})]) >= 2  # predictions, curves
     assert any(run_dir.name in "".join(out.get("text", "")) for out in outputs)  # the run asked for
+
+
+def test_the_projects_own_tests_try_every_pair_with_a_class_of_yours(project: Path) -> None:
+    """The project's pair tests, run where the foreign classes live: each of them trains with some partner (or needs
+    arguments a test cannot choose), and every pair that cannot train is named with its reason."""
+    shutil.copytree(ROOT / "tests", project / "tests", dirs_exist_ok=True)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfs", "-o", "addopts=",
+                           "tests/test_components.py", "-k", "class_of_yours or every_module_is_registered"],
+                          cwd=project, capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "1000"})
+    lines = proc.stdout.splitlines()
+    # Two findings, each a failing test with its fix: model/unsafe.py trains with nothing (its hyperparameters cannot
+    # be checkpointed safely) and model/two.py holds two modules. Every other class of yours trains with some partner
+    # or is skipped with its reason.
+    assert proc.returncode == 1 and "2 failed" in lines[-1], proc.stdout[-4000:]
+    failed = [line.split(" - ")[0].split("::")[1] for line in lines if line.startswith("FAILED")]
+    assert sorted(failed) == ["test_every_class_of_yours_trains_with_some_partner[unsafe]",
+                              "test_every_module_is_registered[model-registry0-LightningModule]"], failed
+    assert "add ignore=['where'] to the save_hyperparameters() call of Unsafe" in proc.stdout
+    assert "model/two.py holds several LightningModule classes" in proc.stdout
+    skipped = [line for line in lines if line.startswith("SKIPPED")]
+    assert any("hydra_mnist: the following arguments are required: net, optimizer" in line for line in skipped)
+    assert any("boring x synthetic_regression cannot train:" in line for line in skipped), skipped

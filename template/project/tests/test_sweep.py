@@ -125,8 +125,9 @@ def test_ctrl_c_saves_the_running_trials_and_the_same_command_continues_them(tmp
     assert sweeper.returncode == code, err
     lines = [line for line in err.decode().splitlines() if line.strip()]
     assert lines == ["sweep.py: interrupted; the running trials saved their state: the same command continues them"]
-    (stopped,) = study_of(save_dir, "c").trials
-    assert stopped.state == optuna.trial.TrialState.FAIL  # failed, and retried with the same parameters
+    stopped, retry = study_of(save_dir, "c").trials
+    assert stopped.state == optuna.trial.TrialState.FAIL  # failed, and queued again with the same parameters
+    assert retry.state == optuna.trial.TrialState.WAITING and retry.params == stopped.params
     run_dir = Path(stopped.user_attrs["run_dir"])
     import torch
 

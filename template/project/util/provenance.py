@@ -62,7 +62,7 @@ def summary(run_dir: Path) -> str:
 
 def git_state(root: Path, patch_path: Path) -> dict[str, Any]:
     """The commit and whether the tree differs from it; the differences go to patch_path."""
-    status = _git(root, "status", "--porcelain=v1", "-z", "--branch", "--untracked-files=all")
+    status = _git(root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", ".")  # this project's
     if status is None:
         return {"commit": None, "note": f"{root} is not a git repository (or git is missing): the code of this run "
                 "is not recorded; git init and commit to have every run say which code produced it"}
@@ -70,16 +70,21 @@ def git_state(root: Path, patch_path: Path) -> dict[str, Any]:
     if not head:
         return {"commit": None, "note": f"{root} is a git repository without a commit yet: the code of this run is "
                 "not recorded"}
-    entries = [entry for entry in status.split("\0") if entry and not entry.startswith("## ")]
-    untracked = [entry[3:] for entry in entries if entry.startswith("?? ")]
+    entries = [entry for entry in status.split("\0") if entry]
     state: dict[str, Any] = {"commit": head.strip(), "dirty": bool(entries), "changed": [e[3:] for e in entries]}
     if entries:
-        # Tracked changes, staged or not, against the commit; then the new files git does not track yet.
-        diff = _git(root, "diff", "HEAD", "--binary") or ""
-        new_files, skipped = _untracked_patch(root, untracked)
-        patch_path.write_text(diff + new_files)
+        # Tracked changes, staged or not, against the commit; then git's own patch of each new file it does not
+        # track yet (diff --no-index exits 1 when there is a difference); larger ones are only named. Paths are the
+        # project's own (--relative): `git apply` in the project folder gives back the code, also in a monorepo.
+        untracked = [name for name in (_git(root, "ls-files", "--others", "--exclude-standard", "-z") or "").split(
+            "\0") if name]
+        small = [name for name in untracked if (root / name).is_file() and (root / name).stat().st_size
+                 <= MAX_UNTRACKED_BYTES]
+        patch = (_git(root, "diff", "HEAD", "--binary", "--relative") or "") + "".join(
+            _git(root, "diff", "--no-index", "--binary", "--", "/dev/null", name, ok=(1,)) or "" for name in small)
+        patch_path.write_text(patch, errors="surrogateescape")
         state["patch"] = patch_path.name
-        if skipped:
+        if skipped := [name for name in untracked if name not in small]:
             state["untracked_not_in_patch"] = skipped
     return state
 
@@ -102,36 +107,10 @@ def package_versions(root: Path) -> dict[str, str | None]:
     return versions
 
 
-def _git(root: Path, *args: str) -> str | None:
+def _git(root: Path, *args: str, ok: tuple[int, ...] = (0,)) -> str | None:
     try:
         done = subprocess.run(["git", "-C", str(root), *args], check=False, capture_output=True, text=True,
-                              timeout=30, stdin=subprocess.DEVNULL)
+                              errors="surrogateescape", timeout=30, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return done.stdout if done.returncode == 0 else None
-
-
-def _untracked_patch(root: Path, paths: list[str]) -> tuple[str, list[str]]:
-    """New (untracked, not ignored) text files as a patch git apply understands; what is too large or binary is
-    returned by name instead."""
-    parts, skipped = [], []
-    for name in paths:
-        path = root / name
-        try:
-            data = path.read_bytes()
-            if len(data) > MAX_UNTRACKED_BYTES:
-                raise ValueError("too large")
-            text = data.decode("utf-8")
-        except (OSError, ValueError):  # UnicodeDecodeError is a ValueError: a binary file
-            skipped.append(name)
-            continue
-        lines = re.findall(r"[^\n]*\n|[^\n]+", text)  # split at \n only: a \r stays inside its line, as git sees it
-        if not lines:  # an empty new file: git's patch for it has no hunk and no ---/+++ lines
-            parts.append(f"diff --git a/{name} b/{name}\nnew file mode 100644\n")
-            continue
-        body = "".join(f"+{line}" for line in lines)
-        if lines and not lines[-1].endswith("\n"):
-            body += "\n\\ No newline at end of file\n"
-        parts.append(f"diff --git a/{name} b/{name}\nnew file mode 100644\n--- /dev/null\n+++ b/{name}\n"
-                     f"@@ -0,0 +1,{len(lines)} @@\n{body}")
-    return "".join(parts), skipped
+    return done.stdout if done.returncode in ok else None

@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -232,7 +233,7 @@ def make_plan(args: Any, tokens: list[str], defaults: cli.Defaults) -> Plan:
             raise SweepError("--sampler grid needs at least one searched flag (a,b,c or LOW:HIGH of integers)")
         trials = min(trials if args.trials else math.prod(len(p.grid()) for p in space),
                      math.prod(len(p.grid()) for p in space))
-    storage = args.storage or f"sqlite:///{series_dir / 'study.db'}"
+    storage = args.storage or f"sqlite:///{urllib.parse.quote(str(series_dir / 'study.db'))}"  # a ? or % in a path
     direction = "maximize" if given(fixed, "--monitor_mode") == "max" else "minimize"
     plan = Plan(study, storage, trials, args.sampler, args.sampler_seed, args.prune, args.prune_warmup, direction,
                 [*fixed, "--name", study], space, str(series_dir), args.workers)
@@ -295,7 +296,7 @@ def _turn(url: str) -> Any:
 
     @contextlib.contextmanager
     def locked() -> Any:
-        database = Path(url.removeprefix("sqlite:///"))
+        database = Path(urllib.parse.unquote(url.removeprefix("sqlite:///")))
         database.parent.mkdir(parents=True, exist_ok=True)
         with database.with_name(f"{database.name}.lock").open("w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)

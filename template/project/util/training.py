@@ -18,12 +18,14 @@ lr_find's curve per decade of lr (Lightning 2.6's suggestion favours the tiniest
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import signal
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,7 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 
 from data.base import DataInfo
-from model.base import ConfigurationError
+from model.base import BaseModel, ConfigurationError
 from util import cli, provenance, runs, sweeps
 
 PREFERRED = ("loss/val", "val_loss", "val/loss")  # the project's, Lightning's docs', Hydra template's
@@ -108,6 +110,69 @@ class MetricChoice(Callback):
                 f"{', no early stopping' if stoppers else ''}; choose one with --monitor NAME")
         if not resumed and trainer.is_global_zero and self.run_dir and (self.run_dir / runs.RUN_FILE).is_file():
             runs.update_info(self.run_dir, monitor={"metric": metric, "mode": self.mode})
+
+
+# Library lines that say nothing about this run, kept off a default run's screen (--verbose shows them; the run's
+# lightning.log keeps them all), each with the reason.
+QUIET = {
+    "The `srun` command is available": "Lightning's hint for SLURM, twice per run; scripts/slurm.sbatch runs srun",
+    "isinstance(treespec, LeafSpec)` is deprecated": "torch deprecates an API that Lightning 2.6 calls: not ours",
+    "does not have many workers": "the project's datasets are in memory: worker processes would only cost",
+    "💡 Tip:": "adverts for Lightning's cloud services",
+    "GPU available:": "what the devices are: --accelerator and --devices say what is used",
+    "TPU available:": "as above",
+    "Total FLOPs: 0": "a model summary line that is 0 without an example_input_array",
+}
+
+
+class _Quiet(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "\n" in message and "Total FLOPs: 0" in message:  # the summary table's last line only
+            record.msg, record.args = message.replace("Total FLOPs: 0", "").rstrip(), ()
+            return True
+        return not any(noise in message for noise in QUIET)
+
+
+# A model of the project's kind logs once per epoch: Lightning's advice on per-step logging is noise to it (and what
+# a model of another kind needs to hear: its training metrics would never reach TensorBoard).
+PER_EPOCH_LOGGING = "is smaller than the logging interval"
+
+
+def keep_library_noise_off_screen(setup: cli.Setup) -> None:
+    """Known harmless lines of Lightning and torch off the screen (once per process; --verbose leaves all on)."""
+    from model import MODELS
+
+    if issubclass(MODELS[setup.model_name], BaseModel):
+        QUIET.setdefault(PER_EPOCH_LOGGING, "the project's models log once per epoch")
+    else:
+        QUIET.pop(PER_EPOCH_LOGGING, None)
+    if setup.args.verbose or getattr(warnings.showwarning, "quiet", False):
+        return
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        for handler in logging.getLogger(name).handlers:
+            handler.addFilter(_Quiet())
+    shown = warnings.showwarning
+
+    def showwarning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                    line: str | None = None) -> None:
+        if any(noise in str(message) for noise in QUIET):
+            logging.getLogger("lightning.pytorch.quiet").info("%s:%s: %s", filename, lineno, message)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    showwarning.quiet = True  # type: ignore[attr-defined]
+    warnings.showwarning = showwarning
+
+
+def log_to(run_dir: Path | None) -> None:
+    """Every line of Lightning's (the quiet ones too) into <run>/lightning.log."""
+    if run_dir is not None and runs.launched_rank_is_zero():
+        handler = logging.FileHandler(run_dir / "lightning.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        for name in ("lightning.pytorch", "lightning.fabric"):
+            logger = logging.getLogger(name)
+            logger.handlers = [h for h in logger.handlers if not isinstance(h, logging.FileHandler)] + [handler]
 
 
 def callbacks_of(trainer: pl.Trainer) -> list[Callback]:
