@@ -101,7 +101,8 @@ class Setup:
         name the run's folder and fill its HPARAMS row, so runs that differ only there are told apart."""
         settings = {name: self.args[name] for name in self.trainer_kwargs() if name not in OUTPUT_ONLY}
         for name, default in self.parser.get_defaults().items():
-            if name in RUN_FLAGS and name not in PLACE_ONLY and self.args[name] != default:
+            run_flag = name not in {*self.trainer_keys, *self.model_keys.values(), *self.data_keys.values()}
+            if run_flag and name not in PLACE_ONLY and self.args[name] != default:
                 settings[name] = self.args[name]
         return settings
 
@@ -133,11 +134,6 @@ def error(message: str) -> NoReturn:
 
 # ---- the parser ---------------------------------------------------------------------------------------------------
 
-RUN_FLAGS = ("model", "dataset", "seed", "save_dir", "name", "version", "gpus", "resume", "lr_find",
-             "scale_batch_size", "early_stopping_patience", "monitor", "monitor_mode", "swa", "swa_lrs", "csv", "folds",
-             "fold", "verbose")
-
-
 def build_parser(defaults: Defaults, model_name: str | None, data_name: str | None) -> tuple[
         ArgumentParser, list[str], dict[str, str], dict[str, str]]:
     """The parser for a model and a dataset (None: only the run and Trainer flags); also returns the Trainer flags
@@ -155,7 +151,7 @@ def build_parser(defaults: Defaults, model_name: str | None, data_name: str | No
     _add_run_flags(parser.add_argument_group("run"), defaults)
     trainer_keys = trainer_group.add_class_arguments(Trainer, nested_key=None, as_group=False, fail_untyped=False,
                                                      skip=TRAINER_OBJECTS)
-    taken = set(RUN_FLAGS) | set(trainer_keys) | {"config", "help", "print_config"}
+    taken = set(parser.get_defaults().keys()) | {"config", "help", "print_config"}  # the run and Trainer flags
     model_keys = _add_class_flags(model_group, MODELS[model_name], "model", taken, DATA_WIRED) \
         if model_group and model_name else {}
     data_keys = _add_class_flags(data_group, DATASETS[data_name], "data", taken) if data_group and data_name else {}
@@ -281,22 +277,22 @@ def parse(argv: list[str] | None, defaults: Defaults) -> Setup:
     """Phase one finds the model and dataset (flags, --config files, --resume's run, a requeued SLURM job's run);
     phase two parses everything with their flags."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    chosen = _chosen(argv)
-    model_name, data_name = chosen.get("model") or defaults.model, chosen.get("dataset") or defaults.dataset
-    series_dir = Path(chosen.get("save_dir") or runs.DEFAULT_SAVE_DIR) / (
-        chosen.get("name") or runs.series_name(model_name, data_name))
+    picked = chosen(argv)
+    model_name, data_name = picked.get("model") or defaults.model, picked.get("dataset") or defaults.dataset
+    series_dir = Path(picked.get("save_dir") or runs.DEFAULT_SAVE_DIR) / (
+        picked.get("name") or runs.series_name(model_name, data_name))
     resume = None
     try:
-        if chosen.get("resume"):
-            resume = runs.resume(str(chosen["resume"]), series_dir)
+        if picked.get("resume"):
+            resume = runs.resume(str(picked["resume"]), series_dir)
         elif (requeued := runs.requeued_run(series_dir, argv)) is not None:
             resume = requeued
             print(f"Continuing {requeued.dir} (the same SLURM job, requeued)", flush=True)
     except runs.RunError as problem:
         error(f"--resume: {problem}")
     if resume is not None:
-        for flag, given, was in (("--model", chosen.get("model"), resume.info["model"]),
-                                 ("--dataset", chosen.get("dataset"), resume.info["dataset"])):
+        for flag, given, was in (("--model", picked.get("model"), resume.info["model"]),
+                                 ("--dataset", picked.get("dataset"), resume.info["dataset"])):
             if given not in (None, was):
                 error(f"--resume: {resume.dir} trained {flag} {was}, not {given}")
         model_name, data_name = resume.info["model"], resume.info["dataset"]
@@ -324,10 +320,10 @@ def parse(argv: list[str] | None, defaults: Defaults) -> Setup:
     return setup
 
 
-def _chosen(argv: list[str]) -> dict[str, Any]:
+def chosen(argv: list[str]) -> dict[str, Any]:
     """--model, --dataset, --resume, --name, --save_dir as the command line and its --config files give them (the
     last one wins, as in the full parse)."""
-    chosen: dict[str, Any] = {}
+    found: dict[str, Any] = {}
     wanted = ("model", "dataset", "resume", "name", "save_dir")
     for i, token in enumerate(argv):
         flag, equals, inline = token.partition("=")
@@ -339,10 +335,10 @@ def _chosen(argv: list[str]) -> dict[str, Any]:
                 error(f"--config {value}: cannot read it ({' '.join(str(problem).split())[:200]})")
             if not isinstance(loaded, dict):
                 error(f"--config {value}: not a YAML mapping of flags (flag: value lines)")
-            chosen.update({key: loaded[key] for key in wanted if loaded.get(key) is not None})
+            found.update({key: loaded[key] for key in wanted if loaded.get(key) is not None})
         elif flag.startswith("--") and flag[2:] in wanted and value is not None:
-            chosen[flag[2:]] = value
-    return chosen
+            found[flag[2:]] = value
+    return found
 
 
 def _project_classes(argv: list[str]) -> list[str]:
@@ -389,19 +385,6 @@ def one_line(problem: Exception) -> str:
     hint = "; give null for none" if value.lower() == "none" and "null" in expected else ""
     takes = f"expected {', '.join(dict.fromkeys(expected))}" if expected else text.splitlines()[-1].strip()
     return f"--{match.group(1)} {value}: {takes}{hint}"
-
-
-def recorded(run_dir: Path) -> Setup:
-    """The command line a run was trained with, from its config.yaml (for predict.py and the notebook)."""
-    info = runs.read_info(run_dir)
-    defaults = Defaults(info["model"], info["dataset"], info["seed"], False, None, "", "", "")
-    parser, trainer_keys, model_keys, data_keys = build_parser(defaults, info["model"], info["dataset"])
-    try:
-        args = parser.parse_args(["--config", str(run_dir / runs.CONFIG_FILE)])
-    except ArgumentError as problem:
-        raise runs.RunError(f"{run_dir / runs.CONFIG_FILE} no longer fits the code ({one_line(problem)}); restore "
-                            "the code it was trained with (provenance.json names the commit)") from None
-    return Setup(args, parser, info["model"], info["dataset"], model_keys, data_keys, trainer_keys, [])
 
 
 def config_to_keep(setup: Setup) -> str:

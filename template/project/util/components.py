@@ -43,10 +43,6 @@ def takes(cls: type, name: str) -> bool:
     return issubclass(cls, BaseModel) or name in inspect.signature(cls.__init__).parameters
 
 
-def needs_info(cls: type) -> bool:
-    return any(takes(cls, name) for name in WIRED)
-
-
 def declared_info(datamodule: Any) -> DataInfo | None:
     """The dataset's own `info` (a DataInfo), or None when it declares none."""
     try:
@@ -67,7 +63,7 @@ def load_data(setup: Setup) -> tuple[pl.LightningDataModule, DataInfo | None]:
     try:
         datamodule = DATASETS[setup.data_name](**{name: built[key] for name, key in setup.data_keys.items()})
         info = declared_info(datamodule)
-        needed = info is None and needs_info(MODELS[setup.model_name])
+        needed = info is None and any(takes(MODELS[setup.model_name], name) for name in WIRED)
         if launched_rank_is_zero() or needed:  # other ranks may start before rank 0 has prepared the data
             datamodule.prepare_data()  # read now rather than inside fit: setup runs once, Lightning's call is free
             datamodule.setup("fit")
@@ -143,9 +139,8 @@ def build_model(setup: Setup, info: DataInfo | None) -> pl.LightningModule:
 
 
 def unloadable_hparams(obj: Any, kind: str, name: str, as_config: set[str]) -> str | None:
-    """Why a checkpoint of `obj` could not be read back with torch.load(weights_only=True), or None: its saved
-    hyperparameters hold something besides tensors and plain values (objects built from flags are saved as their
-    config instead: util/training.py ObjectsAsConfig)."""
+    """Why a checkpoint of `obj` could not be read back with torch.load(weights_only=True), or None: a saved
+    hyperparameter that is no plain value (objects built from flags are saved as configs: ObjectsAsConfig)."""
     bad = {}
     for key, value in dict(getattr(obj, "hparams", {}) or {}).items():
         if key in as_config:
@@ -176,9 +171,8 @@ def untestable(model: pl.LightningModule, datamodule: pl.LightningDataModule) ->
 
 
 def own_hparams(component: Any, flag_values: dict[str, Any]) -> dict[str, Any]:
-    """A module's hyperparameters: its flags, and what save_hyperparameters() recorded (values a tuner changed
-    included; an object built from flags shows as its flags; the dataset's facts that reached a model are no one's
-    choice: they stay out)."""
+    """A module's hyperparameters: its flags and what save_hyperparameters() recorded (a tuner's values included; an
+    object shows as its flags; the dataset's facts that reached a model are no one's choice: left out)."""
     saved = {key: value for key, value in dict(getattr(component, "hparams", {}) or {}).items() if key not in WIRED
              and (key not in flag_values or isinstance(value, (bool, int, float, str, list, tuple, type(None))))}
     return {**flag_values, **saved}

@@ -1,21 +1,18 @@
-"""A run: the folder ``<save_dir>/<name>/<version>`` that holds what one training writes, what it is called and how it
+"""A run: the folder ``<save_dir>/<name>/<version>`` that holds what one training writes, how it is named and how it
 continues. Runs live in the project's own logs/ folder, wherever trainer.py starts.
 
-- name: the series, ``<model>-<dataset>`` unless --name says otherwise (`series_name`, also for sweeps and folds).
+- name: the series, ``<model>-<dataset>`` unless --name says otherwise (`series_name`, also for sweeps and folds);
 - version: ``<YYYYmmdd-HHMMSS>[-n]_<settings that differ from their defaults>``, claimed with an atomic mkdir; in a
-  SLURM job ``slurm-<job id>`` (``slurm-<array job>_<task>``), under torchrun ``torchrun-<id>``. Every rank of one
-  launch writes to the same folder: the process the user started decides and hands the id to the ranks Lightning
-  re-executes (TRAINER_RUN_ID).
-- what it holds: TensorBoard's event files, ``checkpoints/`` (the best, ``last.ckpt``), ``run.json`` (what was trained),
-  ``config.yaml`` (every flag: ``python trainer.py --config <run>/config.yaml`` trains it again), provenance.json.
-- continuing it (--resume, a requeued SLURM job, a retried sweep trial): from its newest readable checkpoint, after its
-  event files are cut back to that step; one process at a time.
+  SLURM job ``slurm-<job id>`` (``slurm-<array job>_<task>``), under torchrun ``torchrun-<id>``;
+- contents: TensorBoard's event files, ``checkpoints/`` (the best, ``last.ckpt``), ``run.json`` (what was trained),
+  ``config.yaml`` (every flag, to train it again), ``provenance.json`` (which code, packages and command);
+- continuing (--resume, a requeued SLURM job, a retried sweep trial): from the newest readable checkpoint.
 
-What Lightning does not do, and this module does: one folder for all ranks, kept across requeues; checkpoints written
-beside their final name and renamed into place (Lightning stages them in $TMPDIR and copies them over, which a kill or
-a full disk cuts short when logs/ is on another file system, a cluster's usual layout); event files cut back on
-resume; a lock per run folder. Files in a run folder are data: checkpoints load with weights_only=True and a path
-that run.json names stays inside the run.
+What Lightning does not do, and this module does: one folder for all ranks of a launch (the process the user started
+hands its id to the ranks Lightning re-executes: TRAINER_RUN_ID), kept across requeues; checkpoints written beside
+their final name and renamed into place (Lightning stages them in $TMPDIR and copies them over, which a kill or a full
+disk cuts short when logs/ is on another file system); event files cut back to the checkpoint on resume; a lock per
+run folder. Files in a run folder are data: checkpoints load with weights_only=True, run.json's paths stay inside.
 """
 
 from __future__ import annotations
@@ -27,11 +24,17 @@ import json
 import math
 import os
 import pickle
+import platform
 import re
+import shlex
+import socket
+import subprocess
+import sys
 import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
@@ -114,13 +117,6 @@ def runs_of(series_dir: Path) -> list[Path]:
 def newest_run(series_dir: Path) -> Path | None:
     """The newest run of a series that has a checkpoint (one killed before its first has nothing to continue)."""
     return next((run for run in reversed(runs_of(series_dir)) if checkpoints_of(run)), None)
-
-
-def newest_run_anywhere(save_dir: Path, model: str | None = None, dataset: str | None = None) -> Path | None:
-    """The newest run with a checkpoint over every series of save_dir (optionally of one model and/or dataset)."""
-    newest = [run for series in Path(save_dir).glob(f"{model or '*'}-{dataset or '*'}")
-              if (run := newest_run(series)) is not None]
-    return max(newest, key=lambda path: float(read_info(path).get("started", 0) or 0), default=None)
 
 
 def find_run(spec: str, series_dir: Path) -> Path:
@@ -267,9 +263,8 @@ def logged_step(state: dict[str, Any]) -> int:
 
 
 def trim_events(run_dir: Path, first_new_step: int) -> None:
-    """Drop every event at ``first_new_step`` or later from the run's event files (the resumed run logs those steps
-    again), and the HPARAMS session. Each file is rewritten beside itself and renamed over it; one left with only its
-    header goes."""
+    """Drop the events at ``first_new_step`` or later (the resumed run logs them again) and the HPARAMS session from the
+    run's event files, each rewritten beside itself and renamed over it (one left with only its header goes)."""
     from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
     from tensorboard.compat.proto import event_pb2
     from tensorboard.summary.writer.record_writer import RecordWriter
@@ -277,8 +272,7 @@ def trim_events(run_dir: Path, first_new_step: int) -> None:
     for path in sorted(run_dir.glob("events.out.tfevents.*")):
         records = list(RawEventFileLoader(str(path)).Load())  # stops quietly at a record a kill cut short
         events = [event_pb2.Event.FromString(record) for record in records]
-        # step 0 also holds the file header; the HPARAMS session goes whatever its step: TensorBoard keeps the first
-        # one a run wrote, and the continued run writes it anew (util/training.py HParamsTab)
+        # step 0 also holds the file header; the HPARAMS session goes whatever its step (HParamsTab writes it anew)
         kept = [record for record, event in zip(records, events)
                 if (event.step < first_new_step or (event.step == 0 and first_new_step > 0))
                 and not any(value.tag.startswith("_hparams_/") for value in event.summary.value)]
@@ -390,9 +384,8 @@ def run_id_for_this_run() -> Iterator[None]:
 
 
 def create_run_dir(series_dir: Path, suffix: str, argv: list[str] | None = None) -> tuple[Path, str]:
-    """Claim this run's folder; return it and the run id to hand to other ranks. With a shared id only rank 0 creates
-    it (in a SLURM job whose id already names a run of another command: the next counter, slurm-42-2). Otherwise the
-    timestamp decides and mkdir without exist_ok makes the claim atomic: the loser takes the next counter."""
+    """Claim this run's folder (rank 0 of a shared id; slurm-42-2 for a job's second command; else an atomic mkdir of
+    the timestamp, the loser taking the next counter); return it and the run id to hand to the other ranks."""
     run_id = shared_run_id()
     if run_id is not None:
         if run_id == slurm_run_id() and argv is not None:
@@ -413,19 +406,13 @@ def create_run_dir(series_dir: Path, suffix: str, argv: list[str] | None = None)
 
 
 def _free_for(run_dir: Path, argv: list[str]) -> bool:
-    """Whether this process may use run_dir: nothing there yet, or (another rank) the run that rank 0 of the same
-    launch (the same command in the same SLURM job step) just started. A second command in one allocation is a new
-    run; a requeued job continues its run through `requeued_run` instead."""
+    """Whether this process may use run_dir: nothing there yet, or (another rank) the run rank 0 of the same launch
+    (the same command in the same SLURM job step) just started; a requeued job continues through `requeued_run`."""
     try:
         info = read_info(run_dir)
     except RunError:
         return not any(run_dir.glob(f"{CHECKPOINTS}/*.ckpt"))
-    return not launched_rank_is_zero() and info["argv"] == argv and info.get("slurm_step") == slurm_step()
-
-
-def slurm_step() -> str | None:
-    """The SLURM job step this process belongs to: the ranks of one srun share it."""
-    return os.environ.get("SLURM_STEP_ID")
+    return not launched_rank_is_zero() and info["argv"] == argv and info.get("slurm_step") == os.environ.get("SLURM_STEP_ID")
 
 
 # ---- the run of this process -----------------------------------------------------------------------------------
@@ -469,3 +456,96 @@ class Run:
         for folder in (self.dir.parent, self.dir.parent.parent):  # the series and logs/, when this run made them
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only ever removes an empty folder
+
+
+# ---- provenance.json: the code (git commit, uncommitted changes), packages, host and command that produced a run ---
+# Written into every new run folder, with the uncommitted changes as uncommitted.patch (`git apply uncommitted.patch`
+# on that commit gives back the code as it ran); one git call on a clean tree, a few on a dirty one.
+
+PROVENANCE_FILE = "provenance.json"
+PATCH_FILE = "uncommitted.patch"
+ALWAYS_RECORDED = ("torch", "lightning", "numpy")
+MAX_UNTRACKED_BYTES = 100_000  # larger new files (data, images) are named with their size, not copied
+
+
+def record_provenance(run_dir: Path, argv: list[str], root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """Write provenance.json (and uncommitted.patch for a dirty tree) into run_dir; returns what was written."""
+    info: dict[str, Any] = {
+        "git": git_state(root, run_dir / PATCH_FILE),
+        "python": platform.python_version(),
+        "packages": package_versions(root),
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+        "argv": argv,  # the flags trainer.py parsed (the same as the command's unless main() was called directly)
+        "cwd": str(Path.cwd()),
+    }
+    (run_dir / PROVENANCE_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def code_line(run_dir: Path) -> str:
+    """One line for predict.py and the notebook: which code produced the run (from its provenance.json)."""
+    try:
+        git = json.loads((Path(run_dir) / PROVENANCE_FILE).read_text(encoding="utf-8"))["git"]
+        commit, dirty = str(git.get("commit") or ""), bool(git.get("dirty"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return f"code: not recorded ({Path(run_dir) / PROVENANCE_FILE} is missing or unreadable)"
+    if not commit:
+        return f"code: {git.get('note', 'no git commit recorded')}"
+    return f"code: commit {commit[:12]}" + (f" plus uncommitted changes ({Path(run_dir) / PATCH_FILE})" if dirty else "")
+
+
+def git_state(root: Path, patch_path: Path) -> dict[str, Any]:
+    """The commit and whether the tree differs from it; the differences go to patch_path."""
+    status = _git(root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", ".")  # this project's
+    if status is None:
+        return {"commit": None, "note": f"{root} is not a git repository (or git is missing): the code of this run "
+                "is not recorded; git init and commit to have every run say which code produced it"}
+    head = _git(root, "rev-parse", "--verify", "--quiet", "HEAD")
+    if not head:
+        return {"commit": None, "note": f"{root} is a git repository without a commit yet: the code of this run is "
+                "not recorded"}
+    entries = [entry for entry in status.split("\0") if entry]
+    state: dict[str, Any] = {"commit": head.strip(), "dirty": bool(entries), "changed": [e[3:] for e in entries]}
+    if entries:
+        # Tracked changes against the commit, then git's own patch of each small new file (diff --no-index exits 1 on
+        # a difference), with the project's own paths: `git apply` in the project folder, also inside a monorepo.
+        untracked = [name for name in (_git(root, "ls-files", "--others", "--exclude-standard", "-z") or "").split(
+            "\0") if name]
+        small = [name for name in untracked if (root / name).is_file() and (root / name).stat().st_size
+                 <= MAX_UNTRACKED_BYTES]
+        patch = (_git(root, "diff", "HEAD", "--binary", "--relative") or "") + "".join(
+            _git(root, "diff", "--no-index", "--binary", "--", "/dev/null", name, ok=(1,)) or "" for name in small)
+        patch_path.write_text(patch, errors="surrogateescape")
+        state["patch"] = patch_path.name
+        if skipped := [name for name in untracked if name not in small]:
+            state["untracked_not_in_patch"] = skipped
+    return state
+
+
+def package_versions(root: Path) -> dict[str, str | None]:
+    """Installed versions of torch, lightning, numpy and every dependency listed in the project's pyproject.toml."""
+    names = list(ALWAYS_RECORDED)
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        text = re.sub(r"#.*", "", pyproject.read_text())  # comments may hold quotes ("trainer.py's flags")
+        block = re.search(r"^dependencies\s*=\s*\[(.*?)^\]", text, re.DOTALL | re.MULTILINE)  # to the closing line
+        if block:
+            names += re.findall(r"[\"']\s*([A-Za-z0-9][A-Za-z0-9_.\-]*)", block.group(1))
+    versions: dict[str, str | None] = {}
+    for name in dict.fromkeys(names):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _git(root: Path, *args: str, ok: tuple[int, ...] = (0,)) -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], check=False, capture_output=True, text=True,
+                              errors="surrogateescape", timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode in ok else None

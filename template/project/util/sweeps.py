@@ -1,20 +1,17 @@
-"""Many runs: hyperparameter searches (sweep.py) on Optuna, and k-fold cross-validation (trainer.py --folds K).
+"""Many runs: a trial's side of a hyperparameter search (sweep.py) on Optuna, and k-fold cross-validation
+(trainer.py --folds K).
 
 A sweep is an Optuna study whose trials are ordinary runs (folder, checkpoints, HPARAMS row, provenance, exact
-resume). sweep.py creates the study, then starts --workers processes (one per SLURM array task); each imports
-Lightning once and runs trials one after another in-process with Optuna's own loop (`study.optimize` calling
-trainer.main), so a trial costs what its training costs. Optuna's public API does the rest: heartbeats and stale
+resume). sweep.py plans it and keeps --workers processes; each imports Lightning once and runs trials one after another
+with Optuna's own loop (`study.optimize` calling trainer.main). Optuna's public API does the rest: heartbeats and stale
 trials (RDBStorage, SQLite included), the count across workers (MaxTrialsCallback), retries with the same parameters
-(RetryHeartbeatStaleTrialCallback), pruning (trial.report / should_prune, with a warm-up). A trial that was interrupted
-(Ctrl-C, SIGTERM, a killed worker, a requeued array task) is failed and retried by Optuna, and the retry CONTINUES
-its run from the run's last checkpoint. A worker that dies is replaced.
+(RetryHeartbeatStaleTrialCallback), pruning (trial.report / should_prune, with a warm-up).
 
 What Optuna does not do, and this module does: read the search space from trainer.py's flags (``LOW:HIGH[:log]``,
-``a,b,c``), run trials as trainer.py runs in their own series, continue a retried trial's run, replace dead workers
-(and retry their trials at once, also on a journal file, which has no heartbeat), stop a sweep whose trials all fail,
-and cut train+val into folds. Pruning reports from a small callback of ours: optuna-integration's Lightning callback
-raises inside fit (the run would end without testing its best checkpoint) and watches a metric fixed before the run
-knows which one it monitors.
+``a,b,c``), run trials as trainer.py runs, CONTINUE a retried trial's run from its last checkpoint, retry a stopped or
+dead worker's trials at once (a journal file has no heartbeat), stop a sweep whose trials all fail, and cut train+val
+into folds. Pruning reports from a small callback of ours: optuna-integration's Lightning callback raises inside fit
+(the run would end without testing its best checkpoint) and watches a metric fixed before the run knows its own.
 """
 
 from __future__ import annotations
@@ -23,12 +20,9 @@ import json
 import math
 import os
 import re
-import shlex
 import signal
 import socket
 import statistics
-import subprocess
-import sys
 import time
 import urllib.parse
 import warnings
@@ -81,6 +75,14 @@ class Param:
             return trial.suggest_int(self.name, int(self.low or 0), int(self.high or 0), log=self.log)
         return trial.suggest_float(self.name, float(self.low or 0), float(self.high or 0), log=self.log)
 
+    def distribution(self) -> Any:
+        """What suggest() asks Optuna for, as Optuna's distribution."""
+        from optuna import distributions as d
+
+        return (d.CategoricalDistribution(self.choices) if self.choices else d.IntDistribution(
+            int(self.low or 0), int(self.high or 0), log=self.log) if self.integer else d.FloatDistribution(
+            float(self.low or 0), float(self.high or 0), log=self.log))
+
     def grid(self) -> list[Any]:
         if self.choices:
             return list(self.choices)
@@ -92,9 +94,10 @@ class Param:
 RANGE = re.compile(r"^(?P<low>[^:,]+):(?P<high>[^:,]+)(?P<log>:log)?$")
 
 
-def space_of(tokens: list[str], parser: Any) -> tuple[list[str], list[Param]]:
-    """trainer.py's flags split into the fixed ones and the searched ones; each value is parsed by trainer.py's own
-    parser, so a range is an int range where the flag takes ints and a choice has the flag's type."""
+def space_of(tokens: list[str], parser: Any) -> tuple[list[str], list[Param], Any]:
+    """trainer.py's flags split into the fixed ones and the searched ones, and the fixed ones parsed; each value is
+    parsed by trainer.py's own parser, so a range is an int range where the flag takes ints and a choice has the flag's
+    type."""
     pairs, i = [], 0
     while i < len(tokens):
         flag, equals, inline = tokens[i].partition("=")
@@ -109,7 +112,7 @@ def space_of(tokens: list[str], parser: Any) -> tuple[list[str], list[Param]]:
     fixed: list[str] = []
     space: list[Param] = []
     for flag, text in pairs:
-        if flag in ("--name", "--version", "--resume", "--folds", "--fold") and flag != "--folds":
+        if flag in ("--name", "--version", "--resume", "--fold"):
             raise SweepError(f"{flag}: a sweep names and continues its runs itself (the series is --study)")
         param = _classify(flag, text, fixed, parser)
         if param is None:
@@ -120,8 +123,7 @@ def space_of(tokens: list[str], parser: Any) -> tuple[list[str], list[Param]]:
             raise SweepError(f"{flag} is searched twice")
         else:
             space.append(param)
-    _typed(parser, fixed, "")  # the fixed flags alone parse
-    return fixed, space
+    return fixed, space, _typed(parser, fixed, "")  # the fixed flags alone parse
 
 
 def _typed(parser: Any, fixed: list[str], flag: str, text: str | None = None) -> Any:
@@ -130,7 +132,7 @@ def _typed(parser: Any, fixed: list[str], flag: str, text: str | None = None) ->
         args = parser.parse_args([*fixed, *([flag, text] if flag else [])])
     except Exception as problem:  # noqa: BLE001 - jsonargparse's ArgumentError, in one line
         raise SweepError(cli.one_line(problem)) from None
-    return args[flag.lstrip("-")] if flag else None
+    return args[flag.lstrip("-")] if flag else args
 
 
 def _classify(flag: str, text: str, fixed: list[str], parser: Any) -> Param | None:
@@ -192,17 +194,6 @@ class Plan:
         return cls(**{**data, "space": [Param(**param) for param in data["space"]]})
 
 
-def given(tokens: list[str], flag: str) -> str | None:
-    """The value of a flag among the tokens (the last one given), or None."""
-    value = None
-    for i, token in enumerate(tokens):
-        if token == flag and i + 1 < len(tokens):
-            value = tokens[i + 1]
-        elif token.startswith(f"{flag}="):
-            value = token.split("=", 1)[1]
-    return value
-
-
 def make_plan(args: Any, tokens: list[str], defaults: cli.Defaults) -> Plan:
     """The plan from sweep.py's flags (args) and trainer.py's (tokens); the study is created (or found and checked) in
     its storage before any worker starts. Bad input is a SweepError, raised before anything is written."""
@@ -211,22 +202,24 @@ def make_plan(args: Any, tokens: list[str], defaults: cli.Defaults) -> Plan:
 
     if args.workers < 1 or (args.trials is not None and args.trials < 1) or args.prune_warmup < 0:
         raise SweepError("--workers and --trials take a number of 1 or more, --prune_warmup 0 or more")
-    model, dataset = given(tokens, "--model") or defaults.model, given(tokens, "--dataset") or defaults.dataset
+    chosen = cli.chosen(tokens)  # from flags or --config files, as trainer.py reads them
+    model, dataset = chosen.get("model") or defaults.model, chosen.get("dataset") or defaults.dataset
     for flag, name, known in (("--model", model, MODELS), ("--dataset", dataset, DATASETS)):
         if name not in known:
             raise SweepError(f"{flag} {name}: not one of {', '.join(sorted(known))}")
     parser = cli.build_parser(defaults, model, dataset)[0]
-    fixed, space = space_of(tokens, parser)
-    if args.prune and given(fixed, "--folds") is not None:
+    fixed, space, settings = space_of(tokens, parser)
+    if args.prune and settings.folds is not None:
         raise SweepError("--prune with --folds: a trial's folds run one after another, so nothing compares them at "
                          "each validation; sweep with --folds without --prune")
-    if any(given(fixed, flag) not in (None, "1", "auto") for flag in ("--devices", "--num_nodes")) or given(
-            fixed, "--gpus") not in (None, "[0]"):
+    devices = settings.devices
+    if not (devices in ("auto", 1) or isinstance(devices, list) and len(devices) == 1) or settings.num_nodes != 1 \
+            or len(settings.gpus or []) > 1:
         raise SweepError("a sweep's trials run one at a time on one device in each worker: give more --workers")
     study = args.study or f"sweep-{model}-{dataset}"
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", study):
         raise SweepError(f"--study {study!r}: use letters, digits, '.', '_' and '-' (it names a folder)")
-    series_dir = Path(given(tokens, "--save_dir") or runs.DEFAULT_SAVE_DIR).resolve() / study
+    series_dir = Path(settings.save_dir).resolve() / study
     trials = args.trials or 20
     if args.sampler == "grid":
         if not space:
@@ -234,7 +227,7 @@ def make_plan(args: Any, tokens: list[str], defaults: cli.Defaults) -> Plan:
         trials = min(trials if args.trials else math.prod(len(p.grid()) for p in space),
                      math.prod(len(p.grid()) for p in space))
     storage = args.storage or f"sqlite:///{urllib.parse.quote(str(series_dir / 'study.db'))}"  # a ? or % in a path
-    direction = "maximize" if given(fixed, "--monitor_mode") == "max" else "minimize"
+    direction = "maximize" if settings.monitor_mode == "max" else "minimize"
     plan = Plan(study, storage, trials, args.sampler, args.sampler_seed, args.prune, args.prune_warmup, direction,
                 [*fixed, "--name", study], space, str(series_dir), args.workers)
     if args.storage:
@@ -306,12 +299,7 @@ def _turn(url: str) -> Any:
 
 def _check_same_study(study: Any, plan: Plan, model: str, dataset: str) -> None:
     """A continued study keeps its model, dataset, fixed flags and choices: its trials' losses must compare."""
-    from optuna.distributions import (
-        CategoricalDistribution,
-        FloatDistribution,
-        IntDistribution,
-        check_distribution_compatibility,
-    )
+    from optuna.distributions import check_distribution_compatibility
 
     setup = {"model": model, "dataset": dataset, "fixed": plan.fixed}
     earlier = study.user_attrs.get("setup")
@@ -323,17 +311,12 @@ def _check_same_study(study: Any, plan: Plan, model: str, dataset: str) -> None:
                          "with the same, or choose another --study")
     mine = {p.name: p for p in plan.space}
     for trial in study.get_trials(deepcopy=False):
-        for name, distribution in trial.distributions.items():
-            if name in mine:
-                param = mine[name]
-                new = (CategoricalDistribution(param.choices) if param.choices else IntDistribution(
-                    int(param.low or 0), int(param.high or 0), log=param.log) if param.integer else FloatDistribution(
-                    float(param.low or 0), float(param.high or 0), log=param.log))
-                try:
-                    check_distribution_compatibility(distribution, new)
-                except ValueError:
-                    raise SweepError(f"{param.flag}: study {plan.study} searched it as {distribution}; a study keeps "
-                                     "its choices: give the same ones, or another --study") from None
+        for name in set(trial.distributions) & set(mine):
+            try:
+                check_distribution_compatibility(trial.distributions[name], mine[name].distribution())
+            except ValueError:
+                raise SweepError(f"{mine[name].flag}: study {plan.study} searched it as {trial.distributions[name]}; "
+                                 "a study keeps its choices: give the same ones, or another --study") from None
 
 
 def load(plan: Plan, worker: int = 0) -> Any:
@@ -370,12 +353,8 @@ class TrialFailed(Exception):
 
 
 class Interrupted(KeyboardInterrupt):
-    """The trial's run was stopped by a signal, its state saved: the trial is retried, continuing the run. (A
-    KeyboardInterrupt: Optuna fails the trial, then lets it through.)"""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
+    """The trial's run was stopped by a signal (args: its exit code), its state saved: the trial is retried,
+    continuing the run. (A KeyboardInterrupt: Optuna fails the trial, then lets it through.)"""
 
 
 def work(plan: Plan, main: Callable[[list[str]], Path | None], worker: int = 0) -> int:
@@ -385,11 +364,11 @@ def work(plan: Plan, main: Callable[[list[str]], Path | None], worker: int = 0) 
     from optuna.trial import TrialState
 
     study = load(plan, worker)
-    stopped_by = _signals_as_ctrl_c()  # between trials; inside one, Lightning's own handlers save the run first
-    streak: list[str] = []
+    stopped_by = signals_as_ctrl_c()  # between trials; inside one, Lightning's own handlers save the run first
+    streak: list[int] = []
 
     def count_failures(study: Any, trial: Any) -> None:
-        streak[:] = [*streak, trial.user_attrs.get("failed_because", "?")] if trial.state == TrialState.FAIL else []
+        streak[:] = [*streak, trial.number] if trial.state == TrialState.FAIL else []
         if len(streak) >= FAILURE_STREAK:
             study.stop()
 
@@ -397,17 +376,10 @@ def work(plan: Plan, main: Callable[[list[str]], Path | None], worker: int = 0) 
         study.optimize(lambda trial: _objective(plan, main, study, trial), catch=(TrialFailed,), gc_after_trial=True,
                        callbacks=[MaxTrialsCallback(plan.trials, states=(TrialState.COMPLETE, TrialState.PRUNED)),
                                   count_failures])
-    except Interrupted as stop:
+    except KeyboardInterrupt as stop:  # Ctrl-C between trials, or a trial's run Interrupted
         retry_trials_of(study, os.getpid())
-        return stop.code
-    except KeyboardInterrupt:
-        retry_trials_of(study, os.getpid())
-        return stopped_by[-1] if stopped_by else 130
-    if len(streak) >= FAILURE_STREAK:
-        print(f"sweep.py: error: {FAILURE_STREAK} trials failed one after another, the first with: {streak[0]}",
-              file=sys.stderr, flush=True)
-        return EXIT_STREAK
-    return 0
+        return int(stop.args[0]) if isinstance(stop, Interrupted) else stopped_by[-1] if stopped_by else 130
+    return EXIT_STREAK if len(streak) >= FAILURE_STREAK else 0  # sweep.py says which error began the streak
 
 
 def _objective(plan: Plan, main: Callable[[list[str]], Path | None], study: Any, trial: Any) -> float:
@@ -449,9 +421,8 @@ def _objective(plan: Plan, main: Callable[[list[str]], Path | None], study: Any,
 
 
 def retry_trials_of(study: Any, pid: int) -> None:
-    """The trials a stopped or dead worker (pid, on this host) was running: failed, and retried with the same
-    parameters (Optuna's RetryHeartbeatStaleTrialCallback), so that the next worker continues their runs; at once,
-    rather than after the heartbeat's grace period (a journal file has none)."""
+    """The trials a stopped or dead worker (pid, this host) was running: failed and retried with the same parameters
+    by Optuna's RetryHeartbeatStaleTrialCallback at once, not after the heartbeat's grace (a journal has none)."""
     from optuna.storages import RetryHeartbeatStaleTrialCallback
     from optuna.trial import TrialState
 
@@ -479,6 +450,19 @@ def retry_orphans(plan: Plan) -> None:
             retry_trials_of(study, int(pid))
 
 
+def signals_as_ctrl_c() -> list[int]:
+    """SIGTERM (a scheduler) and SIGHUP (a closed terminal) take the Ctrl-C path; the list gets the exit code to use."""
+    codes: list[int] = []
+
+    def interrupt(signum: int, frame: Any) -> None:
+        codes.append(128 + signum)
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
+    return codes
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -498,9 +482,8 @@ def in_trial() -> bool:
 
 
 def trial_fields(state: str) -> dict[str, Any]:
-    """What leads a trial's HPARAMS row: #trial, #state and its searched parameters. TensorBoard shows the first five
-    columns in (varying first, then by name) order, and "#" sorts before letters, so these stay in view whatever else
-    the runs under --logdir hold."""
+    """What leads a trial's HPARAMS row: #trial, #state, its searched parameters. TensorBoard ticks the first five
+    columns (varying first, then by name) and "#" sorts before letters: these stay in view whatever else is shown."""
     if _current is None:
         return {}
     return {"#trial": _current.trial.number, "#state": state, **{f"#{name}": v for name, v in _current.params.items()}}
@@ -546,179 +529,10 @@ def was_pruned(trainer: pl.Trainer) -> bool:
     return _current is not None and _current.pruned
 
 
-def report(run_dir: Path | None, value: float, pruned: bool) -> None:
+def report(value: float, pruned: bool) -> None:
     """The run's result for its trial (nothing outside a sweep)."""
     if _current is not None:
         _current.value, _current.pruned = value, pruned or _current.pruned
-
-
-def interrupted(run_dir: Path | None) -> None:
-    """A trial's run stopped by a signal: its worker retries it (Interrupted, raised from the run's SystemExit)."""
-
-
-# ---- the sweep: workers started, replaced when they die, stopped together ----------------------------------------
-
-
-def run(plan: Plan, script: str) -> int:
-    """Start plan.workers worker processes of sweep.py and keep that many until the study is done, saying one line per
-    finished trial (each worker's own output goes to <study>/workers/); 0 when done, 130 on Ctrl-C (143 on SIGTERM: the
-    running trials are saved and continue with the same command), 3 when trials cannot succeed."""
-    retry_orphans(plan)
-    logs = Path(plan.series_dir) / "workers"
-    logs.mkdir(parents=True, exist_ok=True)
-
-    def start(index: int) -> subprocess.Popen[bytes]:
-        with (logs / f"{socket.gethostname()}-{os.getpid()}-{index}.log").open("ab") as log:
-            return subprocess.Popen([sys.executable, script], stdout=log, stderr=subprocess.STDOUT,
-                                    env={**os.environ, WORKER_ENV: plan.to_json(), "SWEEP_WORKER_INDEX": str(index)})
-
-    procs = {index: start(index) for index in range(plan.workers)}
-    stopped_by = _signals_as_ctrl_c()
-    codes: list[int] = []
-    said: set[int] = set()
-    replaced, polls = 0, 0
-    try:
-        while procs:
-            for index, proc in list(procs.items()):
-                if (code := proc.poll()) is None:
-                    continue
-                del procs[index]
-                codes.append(code)
-                if code in (0, EXIT_STREAK, *INTERRUPTED):
-                    if code != 0:  # the others would meet the same fate: stop them the same way
-                        _stop(procs.values())
-                    continue
-                retry_trials_of(load(plan), proc.pid)  # died (kill -9, out of memory): its trial is retried
-                replaced += 1
-                if replaced <= plan.trials + plan.workers:
-                    print(f"worker {proc.pid} died (exit {code}); a new worker continues its trial", flush=True)
-                    procs[index] = start(index)
-            polls += 1
-            if polls % 10 == 0 or not procs:
-                _say_finished(plan, said)
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        _stop(procs.values())
-        return stopped_by[-1] if stopped_by else 130
-    if EXIT_STREAK in codes:
-        from optuna.trial import TrialState
-
-        failed = [t for t in load(plan).get_trials(deepcopy=False) if t.state == TrialState.FAIL]
-        first = failed[-FAILURE_STREAK].user_attrs.get("failed_because", "?") if len(failed) >= FAILURE_STREAK else "?"
-        print(f"sweep.py: error: {FAILURE_STREAK} trials failed one after another, the first with: {first}",
-              file=sys.stderr, flush=True)
-    return next((code for code in codes if code in INTERRUPTED), EXIT_STREAK if EXIT_STREAK in codes else 0)
-
-
-def _say_finished(plan: Plan, said: set[int]) -> None:
-    """One line for each trial that finished since the last look."""
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
-    from optuna.trial import TrialState
-
-    for t in load(plan).get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
-        if t.number in said:
-            continue
-        said.add(t.number)
-        shown = " ".join(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
-                         for name, value in t.params.items())
-        original = RetryHeartbeatStaleTrialCallback.retried_trial_number(t)
-        continues = f" (continued trial {original})" if original is not None else ""
-        outcome = {TrialState.COMPLETE: f"complete{continues}: {t.value:.4g}" if t.value is not None else "complete",
-                   TrialState.PRUNED: f"pruned{continues}", TrialState.FAIL: "stopped, to be continued"
-                   if "failed_because" not in t.user_attrs else f"failed: {t.user_attrs['failed_because']}"}[t.state]
-        print(f"trial {t.number} {outcome}  {shown}  {t.user_attrs.get('run_dir', '')}", flush=True)
-
-
-def _signals_as_ctrl_c() -> list[int]:
-    """SIGTERM (a scheduler) and SIGHUP (a closed terminal) take the Ctrl-C path; the list gets the exit code to use."""
-    codes: list[int] = []
-
-    def interrupt(signum: int, frame: Any) -> None:
-        codes.append(128 + signum)
-        raise KeyboardInterrupt
-
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, interrupt)
-    return codes
-
-
-def _stop(procs: Any) -> None:
-    """Ctrl-C reached every worker already (one process group); one that did not get it is sent SIGINT."""
-    deadline = time.monotonic() + 3
-    for proc in procs:
-        while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-    for proc in procs:
-        proc.wait()
-
-
-# ---- the outcome: best trials, plots --------------------------------------------------------------------------------
-
-
-def summary(plan: Plan, top: int = 3) -> str:
-    """The study's trials by state, the best ones, the command that trains the best again, where the plots are."""
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
-    from optuna.trial import TrialState
-
-    study = load(plan)
-    trials = study.get_trials(deepcopy=False)
-    continued = {n for t in trials for n in RetryHeartbeatStaleTrialCallback.retry_history(t)}  # stopped, retried
-    count = {state: sum(t.state == state and t.number not in continued for t in trials) for state in TrialState}
-    lines = [(f"Study {plan.study}: {count[TrialState.COMPLETE]} complete, {count[TrialState.PRUNED]} pruned, "
-              f"{count[TrialState.FAIL]} failed, {len(continued)} interrupted and continued, "
-              f"{count[TrialState.WAITING]} waiting to continue ({plan.storage})")]
-    complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value,
-                      reverse=plan.direction == "maximize")
-    if not complete:
-        return "\n".join([*lines, "No trial completed."])
-    lines.append(f"Best trials ({'higher' if plan.direction == 'maximize' else 'lower'} is better):")
-    for t in complete[:top]:
-        shown = " ".join(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
-                         for name, value in t.params.items())
-        lines.append(f"  trial {t.number}: {t.value:.6g}  {shown}  {t.user_attrs.get('run_dir', '')}")
-    argv = [arg for arg in complete[0].user_attrs.get("argv", []) if arg != "--resume"]
-    if "--resume" in complete[0].user_attrs.get("argv", []):
-        argv = argv[1:]  # without the run folder it continued
-    lines.append(f"Train the best again: python {shlex.join([_shown(str(runs.PROJECT_ROOT / 'trainer.py')), *argv])}")
-    lines.append(f"Compare all trials:   tensorboard --logdir {_shown(plan.series_dir)}")
-    if written := plots(plan, study):
-        lines.append(f"Plots:                {', '.join(_shown(str(path)) for path in written)}")
-    return "\n".join(lines)
-
-
-def plots(plan: Plan, study: Any) -> list[Path]:
-    """Optuna's optimization history, parameter importances and parallel coordinates, as PNG files beside the study."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as optuna_plots
-
-    written = []
-    for name, draw, needs in (("optimization_history", optuna_plots.plot_optimization_history, 1),
-                              ("param_importances", optuna_plots.plot_param_importances, 2),
-                              ("parallel_coordinate", optuna_plots.plot_parallel_coordinate, 2)):
-        if len([t for t in study.trials if t.value is not None]) < needs or (needs > 1 and not plan.space):
-            continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                draw(study)
-            path = Path(plan.series_dir) / f"{name}.png"
-            plt.gcf().savefig(path, bbox_inches="tight")
-            plt.close("all")
-            written.append(path)
-        except (ValueError, RuntimeError, ZeroDivisionError):  # too few distinct trials for this plot yet
-            continue
-    return written
-
-
-def _shown(path: str) -> str:
-    """A path as the user can type it from here: relative below the working directory, else absolute."""
-    relative = os.path.relpath(path)
-    return path if relative.startswith("..") else relative
 
 
 # ---- k-fold cross-validation (trainer.py --folds K) ------------------------------------------------------------
@@ -753,7 +567,7 @@ def cross_validate(setup: cli.Setup, train_one: Callable[[list[str]], Path | Non
         setup.error(f"--folds {args.folds}: cross-validation needs at least 2 folds")
     if setup.trainer_kwargs().get("fast_dev_run") or setup.trainer_kwargs().get("barebones"):
         setup.error("--folds with --fast_dev_run or --barebones: those runs keep nothing to compare")
-    named = given(setup.argv, "--name") is not None
+    named = cli.chosen(setup.argv).get("name") is not None
     series = args.name if named else runs.series_name(setup.model_name, setup.data_name, args.folds)
     run_dirs = []
     for fold in range(args.folds):
@@ -774,5 +588,5 @@ def cross_validate(setup: cli.Setup, train_one: Callable[[list[str]], Path | Non
     shown = ", ".join(f"{best:.4g}" for best in bests)
     print(f"\n{args.folds} folds: best {metric} {mean:.4g} ± {std:.4g} (mean ± std; folds: {shown})")
     print(f"TensorBoard:   tensorboard --logdir {run_dirs[0].parent}")
-    report(run_dirs[0].parent, mean, False)  # a sweep trial given --folds is scored by the mean
+    report(mean, False)  # a sweep trial given --folds is scored by the mean
     return run_dirs[0].parent

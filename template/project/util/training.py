@@ -1,15 +1,12 @@
 """What trainer.py adds to Lightning's training: callbacks beside Lightning's own (ModelCheckpoint, EarlyStopping,
-LearningRateMonitor, SWA) and the tuning before it (Lightning's Tuner).
+LearningRateMonitor, SWA), the tuning before it (Lightning's Tuner) and the run's life around fit and test.
 
-- MetricChoice: which validation metric picks the best checkpoint and stops early: what the model really logs
-  (`--monitor NAME`, else loss/val, else val_loss), decided at the first validation, said in one line, recorded;
+- MetricChoice: the validation metric that picks the best checkpoint and stops early (--monitor NAME, else loss/val,
+  else val_loss: what the model really logs), decided at the first validation, said in one line, recorded;
 - HParamsTab: the run's row in TensorBoard's HPARAMS tab, for any LightningModule, and its hp/ metrics;
-- Interruption: Ctrl-C, SIGTERM (and SIGHUP) save the state where training stopped and end with the command that
-  resumes; `last_checkpoint` keeps last.ckpt at every validation;
-- ProgressBar: Lightning's, redrawn every 10 batches and without the cut version number;
-- tune: --scale_batch_size and --lr_find on a throwaway Trainer;
-- the run's life around fit and test: `start` claims its folder (new, resumed or requeued), `record` writes run.json,
-  config.yaml and provenance.json, `stopped` says how to continue after a signal, `finish` records the outcome.
+- Interruption: Ctrl-C, SIGTERM and SIGHUP save the state where training stopped; `stopped` says how to resume;
+- `start` claims the run's folder (new, resumed or requeued), `record` writes run.json, config.yaml and provenance,
+  `finish` records the outcome.
 
 What Lightning does not do, and this module does: pick the monitored metric from what was logged, write an HPARAMS row
 whose columns TensorBoard takes from all runs, save at the batch where a signal arrived and say how to go on, and read
@@ -28,7 +25,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lightning.pytorch as pl
 import torch
@@ -43,10 +40,11 @@ from torch.utils.tensorboard import SummaryWriter
 
 from data.base import DataInfo
 from model.base import BaseModel, ConfigurationError
-from util import cli, provenance, runs, sweeps
+from util import cli, runs, sweeps
 
 PREFERRED = ("loss/val", "val_loss", "val/loss")  # the project's, Lightning's docs', Hydra template's
 BEST, LAST, TEST = "hp/val_loss", "hp/val_loss_last", "hp/test_loss"
+C = TypeVar("C", bound=Callback)
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}  # 128 + the signal's number
 
 
@@ -92,7 +90,7 @@ class MetricChoice(Callback):
     def _apply(self, trainer: pl.Trainer, metric: str | None, logged: dict[str, Any] | None = None,
                resumed: bool = False) -> None:
         self.metric, self.decided = metric, True
-        stoppers = [cb for cb in callbacks_of(trainer) if isinstance(cb, EarlyStopping)]
+        stoppers = trainer.early_stopping_callbacks
         for checkpoint in trainer.checkpoint_callbacks:
             if isinstance(checkpoint, ModelCheckpoint) and checkpoint.monitor != "step":  # last.ckpt's watches steps
                 _watch(checkpoint, metric, self.mode)
@@ -134,8 +132,7 @@ class _Quiet(logging.Filter):
         return not any(noise in message for noise in QUIET)
 
 
-# A model of the project's kind logs once per epoch: Lightning's advice on per-step logging is noise to it (and what
-# a model of another kind needs to hear: its training metrics would never reach TensorBoard).
+# A model of the project's kind logs once per epoch: Lightning's advice on per-step logging is noise to it alone.
 PER_EPOCH_LOGGING = "is smaller than the logging interval"
 
 
@@ -175,9 +172,9 @@ def log_to(run_dir: Path | None) -> None:
             logger.handlers = [h for h in logger.handlers if not isinstance(h, logging.FileHandler)] + [handler]
 
 
-def callbacks_of(trainer: pl.Trainer) -> list[Callback]:
-    """The Trainer's callbacks (an attribute Lightning sets as it starts)."""
-    return list(getattr(trainer, "callbacks", []))
+def callback(trainer: pl.Trainer, kind: type[C]) -> C | None:
+    """The Trainer's first callback of a kind (Trainer.callbacks: an attribute Lightning sets as it starts)."""
+    return next((cb for cb in getattr(trainer, "callbacks", []) if isinstance(cb, kind)), None)
 
 
 def say(trainer: pl.Trainer, line: str) -> None:
@@ -217,15 +214,11 @@ def _stop_with(stopper: EarlyStopping, metric: str | None, mode: str) -> None:
 
 
 class HParamsTab(Callback):
-    """The run's row of the HPARAMS tab: its hyperparameters and settings (the session's start), the best value so far
-    of the monitored metric (hp/val_loss: the checkpoint that is tested), the last one, the test's, and how the run
-    ended (the session's end: success, failure, or running for a run stopped to be continued).
-
-    No `_hparams_/experiment` summary is written (Lightning's log_hyperparams writes one into every run, and the tab
-    then took its columns from one run only): TensorBoard builds the columns from every run it reads. TensorBoard keeps
-    the first start and end a run wrote: a sweep trial (`at_end`) writes both when it ends, with its state; a resumed
-    run writes them again after util/runs.py trim_events removed the earlier ones.
-    """
+    """The run's row of the HPARAMS tab: its hyperparameters and settings (the session's start), the best and last
+    values of the monitored metric (hp/val_loss: the tested checkpoint's), the test's, and how the run ended (success,
+    failure, or running: stopped, to be continued). No `_hparams_/experiment` summary (Lightning's log_hyperparams
+    writes one per run, and the tab took its columns from one run only). TensorBoard keeps the first start and end a
+    run wrote: a sweep trial (`at_end`) writes both when it ends; a resumed run again, after trim_events."""
 
     def __init__(self, hparams: dict[str, Any], at_end: bool = False) -> None:
         self.hparams, self.at_end = hparams, at_end
@@ -237,7 +230,7 @@ class HParamsTab(Callback):
             self._write(trainer, _session_start(self.hparams))
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        choice = next((cb for cb in callbacks_of(trainer) if isinstance(cb, MetricChoice)), None)
+        choice = callback(trainer, MetricChoice)
         metric, mode = (choice.metric, choice.mode) if choice and choice.metric else (PREFERRED[0], "min")
         logged = trainer.callback_metrics.get(metric)
         if trainer.sanity_checking or logged is None:
@@ -248,7 +241,7 @@ class HParamsTab(Callback):
         self._log(trainer, {LAST: value} if self.best is None else {BEST: self.best, LAST: value})
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        choice = next((cb for cb in callbacks_of(trainer) if isinstance(cb, MetricChoice)), None)
+        choice = callback(trainer, MetricChoice)
         wanted = (choice.metric if choice and choice.metric else PREFERRED[0]).replace("val", "test")
         logged = {name: value for name, value in trainer.callback_metrics.items() if "test" in name}
         name = wanted if wanted in logged else next(iter(sorted(n for n in logged if "loss" in n)), None)
@@ -329,9 +322,8 @@ def _tensorboard_value(value: Any) -> Any:
 
 
 class ObjectsAsConfig(Callback):
-    """A checkpoint keeps a hyperparameter that flags built as an object (a network, an optimizer waiting for its
-    parameters) as its config (class_path, init_args) instead: a weights-only load can read that, and the run's
-    config.yaml rebuilds the object. (save_hyperparameters() of a Hydra-style module records the objects themselves.)"""
+    """A hyperparameter that flags built as an object (a network, an optimizer partial) is checkpointed as its config
+    (class_path, init_args), which a weights-only load reads and the run's config.yaml rebuilds."""
 
     def __init__(self, configs: dict[str, Any]) -> None:
         self.configs = configs
@@ -377,7 +369,7 @@ class Interruption(Callback):
 
 def early_stop_line(trainer: pl.Trainer) -> str | None:
     """One line saying that (and why) early stopping ended the run, or None when it did not."""
-    stopper = next((cb for cb in callbacks_of(trainer) if isinstance(cb, EarlyStopping)), None)
+    stopper = trainer.early_stopping_callback
     if stopper is None or stopper.stopped_epoch == 0:
         return None
     best = stopper.best_score
@@ -402,10 +394,6 @@ class ProgressBar(TQDMProgressBar):
 # ---- tuning before training ----------------------------------------------------------------------------------
 
 
-class TuningError(Exception):
-    """A tuning request that cannot run as asked; the message says what to do instead."""
-
-
 @dataclass
 class Tuned:
     batch_size: int | None = None  # chosen by --scale_batch_size
@@ -422,22 +410,21 @@ def tune(trainer_kwargs: dict[str, Any], model: pl.LightningModule, datamodule: 
         trainer = pl.Trainer(**{**unbounded, "max_epochs": -1, "logger": False, "enable_checkpointing": False,
                                 "enable_model_summary": False, "default_root_dir": scratch})
         if trainer.world_size > 1:
-            raise TuningError("--lr_find/--scale_batch_size run on one device: tune first, then train on several with "
+            raise ConfigurationError("--lr_find/--scale_batch_size run on one device: tune first, then train on several with "
                               "the values found (--lr, --batch_size)")
         tuner, tuned = Tuner(trainer), Tuned()
         if scale_batch_size:
             if not hasattr(datamodule, "batch_size"):
-                raise TuningError(f"--scale_batch_size: {type(datamodule).__name__} has no batch_size attribute for "
+                raise ConfigurationError(f"--scale_batch_size: {type(datamodule).__name__} has no batch_size attribute for "
                                   "the tuner to change")
-            # Doubling from the configured size (smaller ones are rarely wanted); a batch cannot hold more than the
-            # train split, where Lightning stops (2048 for 1,200 rows): that is the size to record.
+            # Doubling from the configured size; Lightning stops past the train split's size (2048 for 1,200 rows).
             tuner.scale_batch_size(model, datamodule=datamodule, mode="power", init_val=datamodule.batch_size)
             tuned.batch_size = datamodule.batch_size = min(datamodule.batch_size,
                                                            len(datamodule.train_dataloader().dataset))
             print(f"scale_batch_size: batch size set to {tuned.batch_size}", flush=True)
         if lr_find:
             if "lr" not in model.hparams:
-                raise TuningError(f"--lr_find: {type(model).__name__} has no lr hyperparameter for it to set")
+                raise ConfigurationError(f"--lr_find: {type(model).__name__} has no lr hyperparameter for it to set")
             tuned.finder = tuner.lr_find(model, datamodule=datamodule, update_attr=False)
             tuned.lr = suggested_lr(tuned.finder) if tuned.finder is not None else None
             if tuned.lr is not None:
@@ -528,11 +515,11 @@ def record(run: runs.Run, setup: cli.Setup, trainer: pl.Trainer, tuned: Tuned, i
         "data_hparams": setup.data_hparams, "seed": setup.args.seed, "argv": setup.argv, "best_checkpoint": None,
         "data_info": None if info is None else {"task": info.task, "input_shape": list(info.input_shape),
                                                 "num_outputs": info.num_outputs},
-        "started": time.time(), "name": run.name, "version": run.version, "slurm_step": runs.slurm_step(),
-        "trial": sweeps.trial_record()})
+        "started": time.time(), "name": run.name, "version": run.version, "trial": sweeps.trial_record(),
+        "slurm_step": os.environ.get("SLURM_STEP_ID")})  # the ranks of one srun share it
     (run.dir / runs.CONFIG_FILE).write_text(cli.config_to_keep(setup))
     sweeps.started(run.dir)  # a sweep trial's retry continues this folder
-    provenance.record(run.dir, setup.argv)
+    runs.record_provenance(run.dir, setup.argv)
     if tuned.finder is not None and tuned.lr is not None:
         save_lr_plot(tuned.finder, tuned.lr, run.dir / "lr_find.png")
 
@@ -540,7 +527,7 @@ def record(run: runs.Run, setup: cli.Setup, trainer: pl.Trainer, tuned: Tuned, i
 def stopped(run: runs.Run, trainer: pl.Trainer) -> None:
     """After Ctrl-C, SIGTERM or SIGHUP: say where the run is and how to continue it, exit 130, 143 or 129. Returns
     (for the caller to re-raise) when fit ended for another reason."""
-    interruption = next((cb for cb in callbacks_of(trainer) if isinstance(cb, Interruption)), None)
+    interruption = callback(trainer, Interruption)
     if interruption is None or interruption.signal is None:
         return
     if run.dir is not None and runs.launched_rank_is_zero():
@@ -553,7 +540,6 @@ def stopped(run: runs.Run, trainer: pl.Trainer) -> None:
             script = os.path.relpath(runs.PROJECT_ROOT / "trainer.py")
             print(f"\n{interruption.signal}: stopped, {saved} in {run.dir}\nResume with: python {script} --resume "
                   f"{run.dir}", file=sys.stderr)
-    sweeps.interrupted(run.dir)
     sys.exit(interruption.exit_code)
 
 
@@ -577,7 +563,7 @@ def finish(run: runs.Run, trainer: pl.Trainer, best: str | None, fold: int | Non
     score = getattr(trainer.checkpoint_callback, "best_model_score", None)
     value = float(score) if score is not None else math.nan
     pruned = sweeps.was_pruned(trainer)
-    tab = next((cb for cb in callbacks_of(trainer) if isinstance(cb, HParamsTab)), None)
+    tab = callback(trainer, HParamsTab)
     if tab is not None:
         tab.end(trainer, "pruned" if pruned else "complete")
     if run.dir is not None:
@@ -586,5 +572,5 @@ def finish(run: runs.Run, trainer: pl.Trainer, best: str | None, fold: int | Non
             changes["best_checkpoint"] = os.path.relpath(best, run.dir.resolve())
         runs.update_info(run.dir, **changes)
     if fold is None:  # a fold of --folds leaves that to cross_validate, which reports the folds' mean
-        sweeps.report(run.dir, value, pruned)
+        sweeps.report(value, pruned)
 
