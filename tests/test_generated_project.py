@@ -48,13 +48,14 @@ def test_the_pre_commit_hook_passes_on_a_fresh_project(project: Path, tmp_path: 
     proc = subprocess.run([sys.executable, "-m", "pre_commit", "run", "--all-files"], cwd=copy, env=env,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert re.search(r"ruff\.+Passed", proc.stdout), proc.stdout
-    # and it does catch what ruff catches
-    (copy / "model" / "sloppy.py").write_text("import os\n")
-    subprocess.run(["git", "add", "model/sloppy.py"], cwd=copy, check=True)
+    assert re.search(r"ruff\.+Passed", proc.stdout) and re.search(r"mypy\.+Passed", proc.stdout), proc.stdout
+    # and it does catch what ruff and mypy catch
+    (copy / "model" / "_sloppy.py").write_text("import os\n\nWIDTH: int = 'wide'\n")
+    subprocess.run(["git", "add", "model/_sloppy.py"], cwd=copy, check=True)
     proc = subprocess.run([sys.executable, "-m", "pre_commit", "run", "--all-files"], cwd=copy, env=env,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
-    assert proc.returncode == 1 and "F401" in proc.stdout, proc.stdout
+    assert proc.returncode == 1 and "F401" in proc.stdout and "Incompatible types in assignment" in proc.stdout, \
+        proc.stdout
 
 
 def test_a_deprecated_api_in_project_code_fails_the_projects_tests(project: Path) -> None:
@@ -64,15 +65,20 @@ def test_a_deprecated_api_in_project_code_fails_the_projects_tests(project: Path
     copy = project
     (copy / "vendor_probe.py").write_text(
         "import warnings\n\n\ndef old_api():\n    warnings.warn('internal', DeprecationWarning, stacklevel=1)\n")
+    (copy / "util" / "probe.py").write_text(
+        "import warnings\n\n\ndef helper():\n    warnings.warn('util calls an old API', DeprecationWarning, "
+        "stacklevel=1)\n")
     (copy / "tests" / "test_probe.py").write_text(
-        "import warnings\n\nimport vendor_probe\n\n\n"
+        "import warnings\n\nimport vendor_probe\n\nfrom util import probe\n\n\n"
         "def test_our_code_calls_a_deprecated_api():\n"
         "    warnings.warn('use the new API', DeprecationWarning, stacklevel=1)\n\n\n"
+        "def test_util_calls_a_deprecated_api():\n    probe.helper()\n\n\n"
         "def test_a_library_deprecates_something_inside_itself():\n    vendor_probe.old_api()\n")
     proc = run_in(copy, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_probe.py", timeout=300)
     assert proc.returncode == 1, proc.stdout[-3000:]
-    assert "1 failed, 1 passed" in proc.stdout
+    assert "2 failed, 1 passed" in proc.stdout
     assert "DeprecationWarning: use the new API" in proc.stdout
+    assert "DeprecationWarning: util calls an old API" in proc.stdout  # util/ is the project's code too
 
 
 @pytest.mark.slow
@@ -89,7 +95,8 @@ def test_the_projects_ci_workflow_passes_with_every_blueprint_added(full_project
 
     workflow = yaml.safe_load((full_project / ".github" / "workflows" / "tests.yml").read_text())
     steps = {step["name"]: step["run"] for step in workflow["jobs"]["tests"]["steps"] if "run" in step}
-    assert list(steps) == ["Install the CPU build of torch", "Install the project's dependencies", "Lint", "Test"]
+    assert list(steps) == ["Install the CPU build of torch", "Install the project's dependencies", "Lint", "Type check",
+                           "Test"]
     assert "download.pytorch.org/whl/cpu" in steps["Install the CPU build of torch"]
     copy = tmp_path / "demo"
     shutil.copytree(full_project, copy, symlinks=True)

@@ -1,6 +1,5 @@
 """What every dataset provides: its facts (DataInfo) and the dataloaders, so any compatible model trains on it."""
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -12,9 +11,6 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 Task = Literal["regression", "classification", "reconstruction"]
 
-# Our datasets live in memory as tensors: worker processes would only add start-up cost, so Lightning's
-# advice to add workers is noise here. Delete this line if your dataset reads files per item.
-warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
 @dataclass(frozen=True)
@@ -49,12 +45,12 @@ class BaseDataModule(pl.LightningDataModule):
 
     @property
     def batch_size(self) -> int:
-        return self.hparams.batch_size
+        return self.hparams["batch_size"]
 
     @batch_size.setter
     def batch_size(self, value: int) -> None:
         # Tuner.scale_batch_size sets this attribute: keep the hparams (checkpoints, HPARAMS tab) in step.
-        self.hparams.batch_size = value
+        self.hparams["batch_size"] = value
 
     @property
     def info(self) -> DataInfo:
@@ -91,7 +87,7 @@ class BaseDataModule(pl.LightningDataModule):
     def _loader(self, dataset: Dataset | None, shuffle: bool = False) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() has not built this split")
-        workers = self.hparams.num_workers
+        workers = self.hparams["num_workers"]
         return DataLoader(
             dataset,
             batch_size=self.batch_size,

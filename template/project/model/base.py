@@ -3,14 +3,14 @@ optimizers (the HPARAMS tab is the trainer's, util/hpmetrics.py). A model file o
 and, when it learns differently, its own `step`."""
 
 import math
-from typing import Any, ClassVar, Literal, get_args
+from typing import Any, ClassVar, Literal, cast, get_args
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from data.base import DataInfo
+from data.base import DataInfo, Task
 
 Optimizer = Literal["adam", "adamw", "sgd"]
 Scheduler = Literal["none", "cosine", "plateau"]
@@ -56,7 +56,7 @@ class BaseModel(pl.LightningModule):
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {optimizer!r}")
         if scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)}, not {scheduler!r}")
-        reason = self.incompatibility(DataInfo(task, tuple(input_shape), num_outputs))
+        reason = self.incompatibility(DataInfo(cast(Task, task), tuple(input_shape), num_outputs))
         if reason:
             raise ValueError(f"{type(self).__name__} cannot learn this dataset: {reason}")
         # Records this class's and the subclass's arguments: checkpoints rebuild the model from them.
@@ -81,11 +81,19 @@ class BaseModel(pl.LightningModule):
         """
         x, y = batch
         output = self(x)
-        if self.hparams.task == "classification":
+        if self.hparams["task"] == "classification":
             accuracy = (output.argmax(dim=1) == y).float().mean()
             return F.cross_entropy(output, y), {"acc": accuracy}
         # reshape: a (batch,) target against (batch, 1) outputs would silently broadcast to (batch, batch)
-        return F.mse_loss(output, y.reshape(output.shape)), {}
+        loss = F.mse_loss(output, y.reshape(output.shape))
+        return loss, self.regression_metrics(output, y)
+
+    def regression_metrics(self, predicted: Tensor, y: Tensor) -> dict[str, Tensor]:
+        """What RMSE, MAE and R² in the target's own units are computed from at the end of an epoch (names starting
+        with "_" are summed, not logged)."""
+        y = y.reshape(predicted.shape)
+        return {"_se": F.mse_loss(predicted, y), "_ae": (predicted - y).abs().mean(), "_y": y.mean(),
+                "_y2": y.pow(2).mean()}
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss, metrics = self.step(batch)
@@ -104,7 +112,7 @@ class BaseModel(pl.LightningModule):
         """Named output columns, each (batch,) or (batch, k): what predict.py writes to CSV."""
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         output = self(x)
-        if self.hparams.task == "classification":
+        if self.hparams["task"] == "classification":
             confidence, label = output.softmax(dim=1).max(dim=1)
             return {"class": label, "confidence": confidence}
         return {"prediction": output.squeeze(1)}  # (batch, 1) -> (batch,) for a single target
@@ -127,10 +135,19 @@ class BaseModel(pl.LightningModule):
         if restored_count:  # the part of this epoch trained before the run was resumed mid-epoch
             sums = {name: total + restored_sums[name].to(total.device) for name, total in sums.items()}
             count += restored_count
-        for name, total in sums.items():
-            # "<metric>/<stage>" puts train and val of one metric side by side in TensorBoard.
-            self.log(f"{name}/{stage}", total / count, sync_dist=True, prog_bar=name == "loss")
-        return sums["loss"] / count if "loss" in sums else None
+        means = {name: total / count for name, total in sums.items()}
+        for name, mean in means.items():
+            if not name.startswith("_"):
+                # "<metric>/<stage>" puts train and val of one metric side by side in TensorBoard.
+                self.log(f"{name}/{stage}", mean, sync_dist=True, prog_bar=name == "loss")
+        if "_se" in means and stage != "train":  # regression: in the target's units, as people compare them
+            std = getattr(getattr(self.trainer, "datamodule", None), "target_std", None)  # a standardized target's
+            scale = float(std.flatten()[0]) if torch.is_tensor(std) else 1.0
+            variance = means["_y2"] - means["_y"].pow(2)  # of the standardized targets: R² has no unit
+            self.log(f"rmse/{stage}", means["_se"].sqrt() * scale, sync_dist=True)
+            self.log(f"mae/{stage}", means["_ae"] * scale, sync_dist=True)
+            self.log(f"r2/{stage}", 1 - means["_se"] / variance.clamp_min(1e-12), sync_dist=True)
+        return means.get("loss")
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
@@ -156,20 +173,21 @@ class BaseModel(pl.LightningModule):
 
     # ---- optimization --------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
-        hp = self.hparams  # read at call time, so Tuner.lr_find can set hparams.lr
-        if hp.optimizer == "sgd":
-            optimizer = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=0.9, weight_decay=hp.weight_decay)
+        hp = self.hparams  # read at call time, so Tuner.lr_find can set hparams["lr"]
+        optimizer: torch.optim.Optimizer
+        if hp["optimizer"] == "sgd":
+            optimizer = torch.optim.SGD(self.parameters(), lr=hp["lr"], momentum=0.9, weight_decay=hp["weight_decay"])
         else:
-            adam = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
-            optimizer = adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-        if hp.scheduler == "cosine":
+            adam = torch.optim.AdamW if hp["optimizer"] == "adamw" else torch.optim.Adam
+            optimizer = adam(self.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+        if hp["scheduler"] == "cosine":
             # Per step over the whole run, so it also fits runs bounded by --max_steps.
             total_steps = self.trainer.estimated_stepping_batches
             if not math.isfinite(total_steps):
                 raise ConfigurationError("--scheduler cosine needs a bounded run: set --max_epochs or --max_steps")
             cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, int(total_steps)))
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
-        if hp.scheduler == "plateau":
+        if hp["scheduler"] == "plateau":
             plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
             # strict=False: in epochs without validation (--check_val_every_n_epoch) warn instead of failing.
             config = {"scheduler": plateau, "monitor": MONITOR, "strict": False}

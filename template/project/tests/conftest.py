@@ -24,9 +24,11 @@ TINY = ["--max_epochs", "1", "--limit_train_batches", "2", "--limit_val_batches"
 TINY_NAME = "max_epochs=1_train_batches=2_val_batches=1_test_batches=1"
 
 
-def train(save_dir: Path, *flags: str) -> Path | None:
+def train(save_dir: Path, *flags: str) -> Path:
     """trainer.main with quiet output, writing below save_dir; returns the run directory."""
-    return trainer.main(["--save_dir", str(save_dir), *QUIET, *flags])
+    run_dir = trainer.main(["--save_dir", str(save_dir), *QUIET, *flags])
+    assert run_dir is not None, "the run wrote no folder"
+    return run_dir
 
 
 def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
@@ -51,9 +53,7 @@ def logged_hparams(run_dir: Path) -> dict[str, object]:
 def two_epoch_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One real two-epoch run of the default model and dataset, with the CSV logger on (shared, read-only)."""
     save_dir = tmp_path_factory.mktemp("shared") / "logs"
-    run_dir = train(save_dir, "--max_epochs", "2", "--csv")
-    assert run_dir is not None
-    return run_dir
+    return train(save_dir, "--max_epochs", "2", "--csv")
 
 
 # ---- runs in processes of their own (kill -9, signals, several at once) ----------------------------------------

@@ -26,9 +26,19 @@ from model.base import BaseModel
 from util.registry import Components
 
 ROOT = Path(__file__).resolve().parents[1]
-OWN_MODELS = sorted(name for name, cls in MODELS.items() if issubclass(cls, BaseModel))
-OWN_DATASETS = sorted(name for name, cls in DATASETS.items() if issubclass(cls, BaseDataModule))
+OWN_MODEL_CLASSES: dict[str, type[BaseModel]] = {name: cls for name, cls in MODELS.items() if issubclass(cls, BaseModel)}
+OWN_DATA_CLASSES: dict[str, type[BaseDataModule]] = {
+    name: cls for name, cls in DATASETS.items() if issubclass(cls, BaseDataModule)}
+OWN_MODELS, OWN_DATASETS = sorted(OWN_MODEL_CLASSES), sorted(OWN_DATA_CLASSES)
 PAIRS = [(model_name, data_name) for model_name in OWN_MODELS for data_name in OWN_DATASETS]
+
+
+# Pairs with a class of your own (plain Lightning classes: test_foreign.py shows what they may be). Such a class
+# declares no compatibility, so a pair that cannot train is skipped with its reason; each class of yours must train
+# with at least one partner of this project.
+FOREIGN_PAIRS = [(model_name, data_name) for model_name in sorted(MODELS) for data_name in sorted(DATASETS)
+                 if (model_name, data_name) not in PAIRS]
+_foreign_results: dict[tuple[str, str], str | None] = {}  # pair -> why it did not train (None: it trained)
 
 
 def as_flags(hparams: dict[str, Any]) -> list[str]:
@@ -46,11 +56,11 @@ def first_batch(datamodule: BaseDataModule, split: str = "train") -> tuple[torch
 
 @pytest.mark.parametrize(("model_name", "data_name"), PAIRS)
 def test_pair_trains_or_is_refused_with_a_reason(model_name: str, data_name: str, tmp_path: Path, capsys) -> None:
-    data_hparams = DATASETS[data_name].smoke_test_hparams(tmp_path)
-    info = DATASETS[data_name](**data_hparams).info
+    data_hparams = OWN_DATA_CLASSES[data_name].smoke_test_hparams(tmp_path)
+    info = OWN_DATA_CLASSES[data_name](**data_hparams).info
     argv = ["--model", model_name, "--dataset", data_name, *as_flags(data_hparams), "--fast_dev_run", "true"]
     argv += ["--save_dir", str(tmp_path / "logs")]
-    reason = MODELS[model_name].incompatibility(info)
+    reason = OWN_MODEL_CLASSES[model_name].incompatibility(info)
     if reason:
         with pytest.raises(SystemExit):
             trainer.main(argv)
@@ -60,18 +70,58 @@ def test_pair_trains_or_is_refused_with_a_reason(model_name: str, data_name: str
         assert not (tmp_path / "logs").exists()
 
 
+def _fast_dev_run(model_name: str, data_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str | None:
+    """Why a fast_dev_run of the pair fails, or None when it trains (cached: each pair runs once)."""
+    if (model_name, data_name) not in _foreign_results:
+        smoke = getattr(DATASETS[data_name], "smoke_test_hparams", None)
+        argv = ["--model", model_name, "--dataset", data_name, *as_flags(smoke(tmp_path) if smoke else {}),
+                "--fast_dev_run", "true", "--save_dir", str(tmp_path / "logs")]
+        try:
+            trainer.main(argv)
+            why = None
+        except SystemExit:
+            why = capsys.readouterr().err.strip().splitlines()[-1].removeprefix("trainer.py: error: ")
+        except Exception as problem:  # noqa: BLE001 - a class of yours failing on this partner: the reason is kept
+            why = f"{type(problem).__name__}: {' '.join(str(problem).split())[:200]}"
+        _foreign_results[(model_name, data_name)] = why
+    return _foreign_results[(model_name, data_name)]
+
+
+@pytest.mark.parametrize(("model_name", "data_name"), FOREIGN_PAIRS)
+def test_a_pair_with_a_class_of_yours_trains_or_is_skipped_with_its_reason(model_name: str, data_name: str,
+                                                                          tmp_path: Path, capsys) -> None:
+    if model_name in MODELS.unusable or data_name in DATASETS.unusable:
+        pytest.skip(MODELS.unusable.get(model_name) or DATASETS.unusable[data_name])
+    why = _fast_dev_run(model_name, data_name, tmp_path, capsys)
+    if why is not None:
+        pytest.skip(f"{model_name} x {data_name} cannot train: {why}")
+
+
+@pytest.mark.parametrize("name", sorted({m for m, _ in FOREIGN_PAIRS} - set(OWN_MODELS))
+                         + sorted({d for _, d in FOREIGN_PAIRS} - set(OWN_DATASETS)))
+def test_every_class_of_yours_trains_with_some_partner(name: str, tmp_path: Path, capsys) -> None:
+    pairs = [pair for pair in FOREIGN_PAIRS if name in pair and not (set(pair) & (set(MODELS.unusable) |
+                                                                                   set(DATASETS.unusable)))]
+    reasons = [why for pair in pairs if (why := _fast_dev_run(*pair, tmp_path, capsys)) is not None]
+    if reasons and all(why.startswith("the following arguments are required") for why in reasons):
+        pytest.skip(f"{name}: {reasons[0]}, which have no defaults: a test cannot choose them (train it with "
+                    "--config FILE, or give them defaults)")
+    assert len(reasons) < len(pairs), f"{name} trains with nothing here: " + "; ".join(reasons)
+
+
 @pytest.mark.parametrize(("model_name", "data_name"), PAIRS)
 def test_compatible_pair_learns_and_predicts_named_columns(model_name: str, data_name: str, tmp_path: Path) -> None:
-    datamodule = DATASETS[data_name](**DATASETS[data_name].smoke_test_hparams(tmp_path))
+    datamodule = OWN_DATA_CLASSES[data_name](**OWN_DATA_CLASSES[data_name].smoke_test_hparams(tmp_path))
     info = datamodule.info
-    if MODELS[model_name].incompatibility(info):
+    if OWN_MODEL_CLASSES[model_name].incompatibility(info):
         pytest.skip("incompatible pair (refusal covered above)")
     torch.manual_seed(0)
-    model = MODELS[model_name](input_shape=info.input_shape, num_outputs=info.num_outputs, task=info.task)
+    model = OWN_MODEL_CLASSES[model_name](input_shape=info.input_shape, num_outputs=info.num_outputs, task=info.task)
     batch = first_batch(datamodule)
 
     configured = model.configure_optimizers()  # an optimizer, or a dict with its lr schedule (deep_normal's plateau)
     optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
+    assert isinstance(optimizer, torch.optim.Optimizer)
     losses = []
     for _ in range(15):  # the same batch again and again: any working model fits it better
         loss, metrics = model.step(batch)
@@ -93,8 +143,8 @@ def test_compatible_pair_learns_and_predicts_named_columns(model_name: str, data
 
 @pytest.mark.parametrize("data_name", OWN_DATASETS)
 def test_dataset_delivers_what_its_info_promises(data_name: str, tmp_path: Path) -> None:
-    hparams = DATASETS[data_name].smoke_test_hparams(tmp_path)
-    datamodule = DATASETS[data_name](**hparams)
+    hparams = OWN_DATA_CLASSES[data_name].smoke_test_hparams(tmp_path)
+    datamodule = OWN_DATA_CLASSES[data_name](**hparams)
     info = datamodule.info  # available before any data is loaded
     assert datamodule.train_set is None
     assert info.task in typing.get_args(Task)
@@ -112,7 +162,7 @@ def test_dataset_delivers_what_its_info_promises(data_name: str, tmp_path: Path)
         assert len(loader) >= 1
 
     # Same hyperparameters, same data: runs differ only by what the user changed.
-    again = DATASETS[data_name](**hparams)
+    again = OWN_DATA_CLASSES[data_name](**hparams)
     assert torch.equal(first_batch(again, "val")[0], first_batch(datamodule, "val")[0])
 
 
@@ -120,10 +170,10 @@ def test_dataset_delivers_what_its_info_promises(data_name: str, tmp_path: Path)
 def test_a_checkpoint_restores_how_inputs_are_prepared(data_name: str, tmp_path: Path) -> None:
     # predict.py --inputs prepares raw rows with a datamodule restored from the checkpoint (its state_dict),
     # not one that has read the training data again.
-    hparams = DATASETS[data_name].smoke_test_hparams(tmp_path)
-    trained = DATASETS[data_name](**hparams)
+    hparams = OWN_DATA_CLASSES[data_name].smoke_test_hparams(tmp_path)
+    trained = OWN_DATA_CLASSES[data_name](**hparams)
     trained.setup("fit")
-    restored = DATASETS[data_name](**hparams)
+    restored = OWN_DATA_CLASSES[data_name](**hparams)
     restored.load_state_dict(trained.state_dict())
     raw = torch.rand(4, *trained.info.input_shape, generator=torch.Generator().manual_seed(0)) * 100
     assert torch.allclose(restored.transform_inputs(raw), trained.transform_inputs(raw))
@@ -157,8 +207,8 @@ def _one_dataset_per_model() -> list[tuple[str, str]]:
     pairs = []
     for model_name in OWN_MODELS:
         for data_name in OWN_DATASETS:
-            info = DATASETS[data_name](**DATASETS[data_name].smoke_test_hparams(Path("."))).info
-            if not MODELS[model_name].incompatibility(info):
+            info = OWN_DATA_CLASSES[data_name](**OWN_DATA_CLASSES[data_name].smoke_test_hparams(Path("."))).info
+            if not OWN_MODEL_CLASSES[model_name].incompatibility(info):
                 pairs.append((model_name, data_name))
                 break
     return pairs
@@ -167,7 +217,7 @@ def _one_dataset_per_model() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("model_name", "data_name"), _one_dataset_per_model())
 def test_every_model_trains_a_real_epoch(model_name: str, data_name: str, tmp_path: Path) -> None:
     """A real run (folder, checkpoints, test of the best one) of every model, on a dataset it learns."""
-    data_hparams = DATASETS[data_name].smoke_test_hparams(tmp_path)
+    data_hparams = OWN_DATA_CLASSES[data_name].smoke_test_hparams(tmp_path)
     run_dir = trainer.main(["--model", model_name, "--dataset", data_name, *as_flags(data_hparams),
                             "--save_dir", str(tmp_path / "logs"), "--max_epochs", "1", "--limit_train_batches", "4",
                             "--limit_val_batches", "1", "--limit_test_batches", "1", "--enable_progress_bar", "false",

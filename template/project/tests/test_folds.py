@@ -3,24 +3,33 @@
 
 import json
 import statistics
+from collections.abc import Sized
 from pathlib import Path
 
 import pytest
 from conftest import TINY, scalars, train
+from torch.utils.data import Subset
 
 import trainer
-from util import cli, fitting, folds
+from data.base import BaseDataModule
+from util import cli, components, sweeps
 
 
 def test_the_folds_share_out_train_and_val_and_keep_the_test_split() -> None:
-    held_out, trained = [], []
-    test_sets = set()
+    held_out: list[set[int]] = []
+    trained: list[set[int]] = []
+    test_sets: set[int] = set()
+    pooled = 0
     for fold in range(3):
-        setup = cli.parse_args(["--folds", "3", "--fold", str(fold)], trainer.DEFAULTS)
-        datamodule, _ = fitting.load_data(setup)
-        pooled = len(datamodule.train_set) + len(datamodule.val_set)
-        test_sets.add(len(datamodule.test_set))
-        folds.select(setup, datamodule)
+        setup = cli.parse(["--folds", "3", "--fold", str(fold)], trainer.DEFAULTS)
+        datamodule, _ = components.load_data(setup)
+        assert isinstance(datamodule, BaseDataModule)
+        splits = (datamodule.train_set, datamodule.val_set, datamodule.test_set)
+        assert isinstance(splits[0], Sized) and isinstance(splits[1], Sized) and isinstance(splits[2], Sized)
+        pooled = len(splits[0]) + len(splits[1])
+        test_sets.add(len(splits[2]))
+        sweeps.select_fold(setup, datamodule)
+        assert isinstance(datamodule.train_set, Subset) and isinstance(datamodule.val_set, Subset)
         held_out.append(set(datamodule.val_set.indices))
         trained.append(set(datamodule.train_set.indices))
         assert held_out[-1].isdisjoint(trained[-1]) and len(held_out[-1] | trained[-1]) == pooled
@@ -38,8 +47,8 @@ def test_folds_train_k_runs_and_report_their_mean_and_std(tmp_path: Path, capsys
     mean, std = statistics.fmean(bests), statistics.stdev(bests)
     for run, info in zip(run_dirs, infos):
         assert info["folds_val_loss"] == pytest.approx({"mean": mean, "std": std})
-        assert [value for _, value in scalars(run, folds.MEAN)] == pytest.approx([mean])
-        assert [value for _, value in scalars(run, folds.STD)] == pytest.approx([std])
+        assert [value for _, value in scalars(run, sweeps.FOLDS_MEAN)] == pytest.approx([mean])
+        assert [value for _, value in scalars(run, sweeps.FOLDS_STD)] == pytest.approx([std])
     assert f"3 folds: best loss/val {mean:.4g} ± {std:.4g}" in capsys.readouterr().out
 
 

@@ -10,12 +10,14 @@ import csv
 import importlib.util
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import QUIET, ROOT, logged_hparams, scalars
 
 TINY = ["--max_epochs", "2", "--limit_train_batches", "2", "--limit_val_batches", "2", "--limit_test_batches", "2"]
@@ -55,7 +57,7 @@ class LitAutoEncoder(pl.LightningModule):
         self.log("test_loss", self._loss(batch))
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        return torch.optim.Adam(self.parameters(), lr=self.hparams["lr"])
 '''
 
 DIGITS = '''
@@ -89,6 +91,99 @@ class RandomDigits(pl.LightningDataModule):
         return DataLoader(self.val_set, batch_size=self.batch_size)
 '''
 
+# lightning-hydra-template's shape: a network object, optimizer and scheduler partials (what Hydra's `_partial_` and
+# LightningCLI's class_path give), save_hyperparameters() over all of them, "val/loss" style metric names.
+NETS = '''
+from torch import nn
+
+
+class SimpleDenseNet(nn.Module):
+    def __init__(self, input_size: int = 784, lin1_size: int = 64, lin2_size: int = 64, output_size: int = 10) -> None:
+        super().__init__()
+        self.model = nn.Sequential(nn.Linear(input_size, lin1_size), nn.BatchNorm1d(lin1_size), nn.ReLU(),
+                                   nn.Linear(lin1_size, lin2_size), nn.BatchNorm1d(lin2_size), nn.ReLU(),
+                                   nn.Linear(lin2_size, output_size))
+
+    def forward(self, x):
+        return self.model(x.view(x.size(0), -1))
+'''
+
+HYDRA_MODULE = '''
+import lightning.pytorch as pl
+import torch
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification.accuracy import Accuracy
+
+
+class MNISTLitModule(pl.LightningModule):
+    def __init__(self, net: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler,
+                 compile: bool) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        self.net = net
+        self.criterion = torch.nn.CrossEntropyLoss()
+        self.train_acc, self.val_acc, self.test_acc = (Accuracy(task="multiclass", num_classes=10) for _ in range(3))
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.val_acc_best = MaxMetric()
+
+    def forward(self, x):
+        return self.net(x)
+
+    def model_step(self, batch):
+        x, y = batch
+        logits = self.forward(x)
+        return self.criterion(logits, y), torch.argmax(logits, dim=1), y
+
+    def training_step(self, batch, batch_idx):
+        loss, preds, targets = self.model_step(batch)
+        self.train_loss(loss)
+        self.train_acc(preds, targets)
+        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        loss, preds, targets = self.model_step(batch)
+        self.val_loss(loss)
+        self.val_acc(preds, targets)
+        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
+
+    def test_step(self, batch, batch_idx):
+        loss, preds, targets = self.model_step(batch)
+        self.test_loss(loss)
+        self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
+
+    def setup(self, stage):
+        if self.hparams.compile and stage == "fit":
+            self.net = torch.compile(self.net)
+
+    def configure_optimizers(self):
+        optimizer = self.hparams.optimizer(params=self.trainer.model.parameters())
+        if self.hparams.scheduler is not None:
+            scheduler = self.hparams.scheduler(optimizer=optimizer)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss",
+                                                             "interval": "epoch", "frequency": 1}}
+        return {"optimizer": optimizer}
+'''
+
+# save_hyperparameters() over something no flag builds and no weights-only load reads
+UNSAFE = '''
+from pathlib import Path
+
+from lightning.pytorch.demos.boring_classes import BoringModel
+
+
+class Unsafe(BoringModel):
+    def __init__(self, where: str = "here") -> None:
+        super().__init__()
+        self.save_hyperparameters({"where": Path(where)})
+'''
+
+HYDRA = ["--model", "hydra_mnist", "--dataset", "digits", "--net", "SimpleDenseNet", "--net.input_size", "784",
+         "--optimizer", "Adam", "--optimizer.lr", "0.01", "--scheduler", "StepLR", "--scheduler.step_size",
+         "2", "--compile", "false"]
+
+
 def regressor_from_the_readme() -> str:
     readme = (ROOT / "README.md").read_text()
     start = readme.index("# model/regressor.py")
@@ -106,6 +201,13 @@ FILES = {
     "data/boring.py": "from lightning.pytorch.demos.boring_classes import BoringDataModule\n",
     "data/boring_no_len.py": "from lightning.pytorch.demos.boring_classes import BoringDataModuleNoLen\n",
     "data/digits.py": DIGITS,
+    "model/_nets.py": NETS,
+    "model/hydra_mnist.py": HYDRA_MODULE,
+    "model/unsafe.py": UNSAFE,
+    "hydra.yaml": yaml.safe_dump({"model": "hydra_mnist", "dataset": "digits", "compile": False,
+                                  "net": {"class_path": "model._nets.SimpleDenseNet", "init_args": {"lin1_size": 32}},
+                                  "optimizer": {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.05}},
+                                  "scheduler": None}),
     # a predict_step whose output has no row per example
     "model/total.py": ("from lightning.pytorch.demos.boring_classes import BoringModel\n\n\n"
                        "class Total(BoringModel):\n    def predict_step(self, batch, batch_idx=0):\n"
@@ -161,9 +263,12 @@ SCENARIOS = {
     "bare_batches": (["--model", "mlp", "--dataset", "boring"], None),
     "unknown_monitor": (["--model", "autoencoder", "--dataset", "digits", "--monitor", "acc/val", *RUN], None),
     "old_namespace": (["--model", "old_namespace"], None),
+    "hydra": ([*HYDRA, *RUN], ["--split", "val"]),
+    "hydra_config": (["--config", "hydra.yaml", "--optimizer.lr", "0.1", *RUN], []),
+    "unsafe": (["--model", "unsafe", "--dataset", "boring", *RUN], None),
     "no_rows": (["--model", "total", "--dataset", "boring", *RUN, "--max_epochs", "1"], []),
 }
-REFUSED = ("no_class", "two_classes", "bare_batches", "unknown_monitor", "old_namespace")
+REFUSED = ("no_class", "two_classes", "bare_batches", "unknown_monitor", "old_namespace", "unsafe")
 
 
 @pytest.fixture(scope="module")
@@ -173,10 +278,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root.mkdir()
     for name in ("trainer.py", "predict.py"):
         shutil.copy(ROOT / name, root / name)
-    for folder in ("model", "data", "util"):
+    for folder in ("model", "data", "util", "notebooks"):
         shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
     for path, text in FILES.items():
         (root / path).write_text(text)
+    (root / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
     (root / "drive.py").write_text(DRIVER)
     return root
 
@@ -216,7 +322,7 @@ def refusal(runs: dict[str, dict], name: str) -> str:
 def test_lightning_demo_classes_train_and_predict_unchanged(runs: dict[str, dict]) -> None:
     run_dir, said = trained(runs, "boring")
     # BoringModel logs no metric at all: the run says so and keeps its last checkpoint as the best.
-    assert "No loss/val or val_loss to monitor (it logs no validation metric)" in said
+    assert "No loss/val, val_loss or val/loss to monitor (it logs no validation metric)" in said
     info = json.loads((run_dir / "run.json").read_text())
     assert info["model_hparams"] == {} and info["monitor"] == {"metric": None, "mode": "min"}
     assert (run_dir / info["best_checkpoint"]).is_file()
@@ -304,3 +410,88 @@ def test_what_cannot_train_is_one_line_and_leaves_no_run(project: Path, runs: di
     if OLD_NAMESPACE:
         assert "Old is a pytorch_lightning.LightningModule" in refusal(runs, "old_namespace")
     assert not (project / "refusals").exists()
+
+
+def test_a_hydra_style_module_trains_from_flags_tests_and_predicts(project: Path, runs: dict[str, dict]) -> None:
+    """Objects chosen by flags (--net SimpleDenseNet --net.input_size 784), optimizer and scheduler partials
+    (--optimizer Adam --optimizer.lr 0.01), save_hyperparameters() over all of them: it trains, its best checkpoint
+    is tested (a weights-only load: the objects are saved as their configs), predict.py rebuilds it."""
+    run_dir, said = trained(runs, "hydra")
+    assert "Monitoring val/loss (min)" in said  # its own metric names
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["net"] == {"class_path": "model._nets.SimpleDenseNet", "init_args": {
+        "input_size": 784, "lin1_size": 64, "lin2_size": 64, "output_size": 10}}
+    assert config["optimizer"]["class_path"] == "torch.optim.Adam" and config["optimizer"]["init_args"]["lr"] == 0.01
+    import torch
+
+    for checkpoint in (run_dir / "checkpoints").glob("*.ckpt"):  # every one reads back safely
+        saved = torch.load(checkpoint, weights_only=True)["hyper_parameters"]
+        assert saved["net"]["class_path"] == "model._nets.SimpleDenseNet"
+    assert scalars(run_dir, "hp/test_loss") and scalars(run_dir, "test/loss")
+    hparams = logged_hparams(run_dir)
+    assert hparams["net"] == "SimpleDenseNet" and hparams["optimizer"] == "Adam"
+    assert "net=SimpleDenseNet" in run_dir.name and "optimizer=Adam" in run_dir.name
+    assert len(predictions(runs, "hydra")) == 32
+    # the same module from a YAML config, a later flag winning
+    run_dir, _ = trained(runs, "hydra_config")
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["optimizer"]["class_path"] == "torch.optim.SGD" and config["optimizer"]["init_args"]["lr"] == 0.1
+    assert config["net"]["init_args"]["lin1_size"] == 32 and config.get("scheduler") is None
+
+
+def test_a_run_of_a_hydra_style_module_trains_again_from_its_config(project: Path, runs: dict[str, dict]) -> None:
+    run_dir, _ = trained(runs, "hydra")
+    proc = subprocess.run([sys.executable, "trainer.py", "--config", str(run_dir / "config.yaml"), "--save_dir",
+                           str(project / "again")], cwd=project, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (again,) = (project / "again").glob("*/*")
+    assert again.name.split("_", 1)[1] == run_dir.name.split("_", 1)[1]  # the same settings name it
+    assert yaml.safe_load((again / "config.yaml").read_text()) == yaml.safe_load((run_dir / "config.yaml").read_text())
+
+
+def test_hyperparameters_a_checkpoint_cannot_hold_are_refused_before_training(runs: dict[str, dict]) -> None:
+    line = refusal(runs, "unsafe")
+    assert "model 'unsafe': save_hyperparameters() records where (a PosixPath)" in line
+    assert "add ignore=['where'] to the save_hyperparameters() call of Unsafe" in line
+
+
+@pytest.mark.parametrize("name", ["hydra", "autoencoder"])
+def test_the_notebook_runs_headless_on_a_foreign_model(project: Path, runs: dict[str, dict], name: str) -> None:
+    """The README's command, on a run of a module written for plain Lightning (its own metric names, no predict_step)."""
+    if not (project / "notebooks").is_dir():
+        pytest.skip("this project was made without the notebook")
+    run_dir, _ = trained(runs, name)
+    executed = project / f"{name}.ipynb"
+    proc = subprocess.run([sys.executable, "-m", "jupyter", "execute", "notebooks/experiment.ipynb", "--output",
+                           str(executed)], cwd=project, capture_output=True, text=True, check=False,
+                          env={**os.environ, "NOTEBOOK_RUN_DIR": str(run_dir)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import nbformat
+
+    outputs = [out for cell in nbformat.read(executed, as_version=4).cells if cell.cell_type == "code"
+               for out in cell.get("outputs", [])]
+    assert not [out for out in outputs if out.get("output_type") == "error"]
+    assert len([out for out in outputs if "image/png" in out.get("data", {})]) >= 2  # predictions, curves
+    assert any(run_dir.name in "".join(out.get("text", "")) for out in outputs)  # the run asked for
+
+
+def test_the_projects_own_tests_try_every_pair_with_a_class_of_yours(project: Path) -> None:
+    """The project's pair tests, run where the foreign classes live: each of them trains with some partner (or needs
+    arguments a test cannot choose), and every pair that cannot train is named with its reason."""
+    shutil.copytree(ROOT / "tests", project / "tests", dirs_exist_ok=True)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfs", "-o", "addopts=",
+                           "tests/test_components.py", "-k", "class_of_yours or every_module_is_registered"],
+                          cwd=project, capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "1000"})
+    lines = proc.stdout.splitlines()
+    # Two findings, each a failing test with its fix: model/unsafe.py trains with nothing (its hyperparameters cannot
+    # be checkpointed safely) and model/two.py holds two modules. Every other class of yours trains with some partner
+    # or is skipped with its reason.
+    assert proc.returncode == 1 and "2 failed" in lines[-1], proc.stdout[-4000:]
+    failed = [line.split(" - ")[0].split("::")[1] for line in lines if line.startswith("FAILED")]
+    assert sorted(failed) == ["test_every_class_of_yours_trains_with_some_partner[unsafe]",
+                              "test_every_module_is_registered[model-registry0-LightningModule]"], failed
+    assert "add ignore=['where'] to the save_hyperparameters() call of Unsafe" in proc.stdout
+    assert "model/two.py holds several LightningModule classes" in proc.stdout
+    skipped = [line for line in lines if line.startswith("SKIPPED")]
+    assert any("hydra_mnist: the following arguments are required: net, optimizer" in line for line in skipped)
+    assert any("boring x synthetic_regression cannot train:" in line for line in skipped), skipped

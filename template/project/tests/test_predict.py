@@ -17,6 +17,7 @@ import predict
 from data import DATASETS
 from data.base import BaseDataModule, DataInfo, random_splits
 from model import MODELS
+from util import components
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -55,13 +56,15 @@ def test_predict_last_skips_runs_without_a_checkpoint_and_names_a_removed_model(
         predict.main(["last", "--save_dir", str(save_dir)])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
-        "was trained with model 'gone', which is no longer in model/ or data/; restore it (git) or predict with "
+        "was trained with model 'gone', which is no longer in model/ or data/; restore it (git) or use "
         "another run")
 
 
 def test_predict_reads_inputs_from_a_csv(two_epoch_run: Path, tmp_path: Path) -> None:
     info = json.loads((two_epoch_run / "run.json").read_text())
-    width = math.prod(DATASETS[info["dataset"]](**info["data_hparams"]).info.input_shape)
+    data_info = components.declared_info(DATASETS[info["dataset"]](**info["data_hparams"]))
+    assert data_info is not None
+    width = math.prod(data_info.input_shape)
     inputs = tmp_path / "inputs.csv"
     inputs.write_text(",".join(f"f{i}" for i in range(width)) + "\n" + "\n".join(
         ",".join(str(0.5 * (row + i)) for i in range(width)) for row in range(3)) + "\n")
@@ -98,14 +101,15 @@ class _Table(BaseDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        train, val, test = self.raw_splits(self.hparams.n_samples)
+        train, val, test = self.raw_splits(self.hparams["n_samples"])
         self.mean, self.std = train.tensors[0].mean(dim=0), train.tensors[0].std(dim=0)
         self.train_set, self.val_set, self.test_set = (
             TensorDataset(self.transform_inputs(split.tensors[0]), split.tensors[1]) for split in (train, val, test)
         )
 
     def transform_inputs(self, x: Tensor) -> Tensor:
-        return (x - self.mean) / self.std  # fails unless set up or restored from the checkpoint
+        assert self.mean is not None and self.std is not None, "set up or restored from the checkpoint first"
+        return (x - self.mean) / self.std
 
     def state_dict(self) -> dict[str, Any]:
         return {"mean": self.mean, "std": self.std}

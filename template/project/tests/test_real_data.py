@@ -225,6 +225,8 @@ def test_every_run_records_the_code_packages_and_command_that_produced_it(tmp_pa
     with (project / "trainer.py").open("a") as handle:
         handle.write("\n# an edit not committed yet\n")
     (project / "notes.txt").write_text("a new file, not tracked yet\n")
+    (project / "data" / "table.bin").write_bytes(bytes(range(256)) * 4)  # new, binary: git's binary patch keeps it
+    (project / "data" / "big.npy").write_bytes(b"\0" * 200_000)  # too large to copy: named instead
     run_dir = train(project / "logs", "--max_epochs", "1", "--limit_train_batches", "2", cwd=project)
     record = json.loads((run_dir / "provenance.json").read_text())
     head = git(project, "rev-parse", "HEAD").strip()
@@ -241,6 +243,8 @@ def test_every_run_records_the_code_packages_and_command_that_produced_it(tmp_pa
     subprocess.run(["git", "apply", str(run_dir / "uncommitted.patch")], cwd=clone, check=True)
     assert (clone / "trainer.py").read_text().endswith("# an edit not committed yet\n")
     assert (clone / "notes.txt").read_text() == "a new file, not tracked yet\n"
+    assert (clone / "data" / "table.bin").read_bytes() == bytes(range(256)) * 4
+    assert record["git"]["untracked_not_in_patch"] == ["data/big.npy"] and not (clone / "data" / "big.npy").exists()
     proc = run_script("predict.py", str(run_dir), cwd=project)
     assert f"code: commit {head[:12]} plus uncommitted changes" in proc.stdout
     # A project outside git says so in the record.

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY, logged_hparams, train
 
-from util import naming
+from util import runs as run_folders
 
 
 def test_runs_that_differ_only_by_max_epochs_have_different_names_and_rows(tmp_path: Path) -> None:
@@ -41,9 +41,9 @@ def test_trainer_and_run_flags_and_the_seed_name_the_run_and_show_in_its_row(tmp
 def test_a_long_name_is_cut_readably_and_stays_unique() -> None:
     many = {f"setting_number_{i}": "x" * 30 for i in range(8)}
     other = {**many, "setting_number_7": "y" * 30}
-    first = naming.version_name("20261130-120000", naming.version_suffix(many))
-    second = naming.version_name("20261130-120000", naming.version_suffix(other))
-    assert len(first) <= naming.MAX_VERSION_LENGTH and first.startswith("20261130-120000_setti_numbe_0=xxx")
+    first = run_folders.version_name("20261130-120000", run_folders.version_suffix(many))
+    second = run_folders.version_name("20261130-120000", run_folders.version_suffix(other))
+    assert len(first) <= run_folders.MAX_VERSION_LENGTH and first.startswith("20261130-120000_setti_numbe_0=xxx")
     assert first != second
 
 

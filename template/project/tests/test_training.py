@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -18,13 +19,17 @@ import trainer
 from data import DATASETS
 from model import MODELS
 from model.base import BaseModel
-from util import cli, naming, resume, runs
+from util import cli, components, runs
 
 STAMP = r"\d{8}-\d{6}"
 
 
 def global_step(checkpoint: Path) -> int:
     return torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"]
+
+
+def default_of(name: str) -> Any:
+    return cli.parse([], trainer.DEFAULTS).parser.get_defaults()[name]
 
 
 # ---- one two-epoch run: files, HPARAMS, metrics ------------------------------------------------------
@@ -81,7 +86,9 @@ def test_a_run_says_where_it_is_and_how_to_look_at_it(tmp_path: Path, capsys: py
 
 def test_test_metrics_come_from_the_best_checkpoint(two_epoch_run: Path) -> None:
     best_name = json.loads((two_epoch_run / "run.json").read_text())["best_checkpoint"]
-    best_val = float(re.search(r"val_loss=([\d.]+)\.ckpt", best_name).group(1))
+    found = re.search(r"val_loss=([\d.]+)\.ckpt", best_name)
+    assert found is not None, best_name
+    best_val = float(found.group(1))
     assert best_val == pytest.approx(min(value for _, value in scalars(two_epoch_run, "loss/val")), abs=1e-4)
 
 
@@ -94,35 +101,32 @@ def test_csv_logger_writes_beside_tensorboard(two_epoch_run: Path) -> None:
 # ---- naming -------------------------------------------------------------------------------------------
 
 
-def default_of(name: str) -> object:
-    setup = cli.parse_args([], trainer.DEFAULTS)
-    return next(h.default for h in setup.model_flags + setup.data_flags if h.name == name)
 
 
 def test_version_names_the_changed_hyperparameters(tmp_path: Path) -> None:
-    lr = default_of("lr") / 2
+    lr = float(default_of("lr")) / 2
     run_dir = train(tmp_path, *TINY, "--lr", str(lr), "--batch_size", "32", "--seed", "7", "--name", "series")
     assert run_dir.parent == tmp_path / "series"
-    expected = rf"{STAMP}_lr={re.escape(naming.format_value(lr))}_batch_size=32_{TINY_NAME}_seed=7"
+    expected = rf"{STAMP}_lr={re.escape(runs.format_value(lr))}_batch_size=32_{TINY_NAME}_seed=7"
     assert re.fullmatch(expected, run_dir.name), run_dir.name
     assert logged_hparams(run_dir)["lr"] == pytest.approx(lr)
 
 
 def test_two_runs_in_the_same_second_get_two_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(naming, "timestamp", lambda now=None: "20261124-101502")
+    monkeypatch.setattr(runs, "timestamp", lambda: "20261124-101502")
     first = train(tmp_path, *TINY)
     second = train(tmp_path, *TINY)
     assert (first.name, second.name) == (f"20261124-101502_{TINY_NAME}", f"20261124-101502-2_{TINY_NAME}")
     assert (first / "run.json").is_file() and (second / "run.json").is_file()
     # the folder is claimed atomically: a concurrent claim of the same name takes the next one
-    third, run_id = naming.create_run_dir(tmp_path / "other", "lr=0.1")
-    fourth, _ = naming.create_run_dir(tmp_path / "other", "lr=0.1")
+    third, run_id = runs.create_run_dir(tmp_path / "other", "lr=0.1")
+    fourth, _ = runs.create_run_dir(tmp_path / "other", "lr=0.1")
     assert (third.name, fourth.name) == ("20261124-101502_lr=0.1", "20261124-101502-2_lr=0.1")
     assert run_id == "20261124-101502"
 
 
 def test_an_explicit_version_names_the_folder(tmp_path: Path) -> None:
-    assert train(tmp_path, *TINY, "--version", "baseline") == tmp_path / cli.parse_args([], trainer.DEFAULTS).args.name / "baseline"
+    assert train(tmp_path, *TINY, "--version", "baseline") == tmp_path / cli.parse([], trainer.DEFAULTS).args.name / "baseline"
 
 
 def test_an_explicit_version_that_holds_a_run_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -146,42 +150,47 @@ def test_a_setting_found_wrong_at_fit_start_is_a_one_line_error(tmp_path: Path,
 def test_runs_live_in_the_projects_logs_whatever_the_working_directory(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert cli.parse_args([], trainer.DEFAULTS).args.save_dir == ROOT / "logs" == runs.DEFAULT_SAVE_DIR
-    assert cli.parse_args(["--save_dir", "elsewhere"], trainer.DEFAULTS).args.save_dir == Path("elsewhere")  # as given
+    assert cli.parse([], trainer.DEFAULTS).args.save_dir == ROOT / "logs" == runs.DEFAULT_SAVE_DIR
+    assert cli.parse(["--save_dir", "elsewhere"], trainer.DEFAULTS).args.save_dir == Path("elsewhere")  # as given
 
 
 def test_ranks_of_one_launch_share_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # what a re-executed DDP rank, torchrun or SLURM task sees: the run id chosen once, in the environment
-    monkeypatch.setenv(naming.RUN_ID_ENV, "20261124-101502")
+    monkeypatch.setenv(runs.RUN_ID_ENV, "20261124-101502")
     monkeypatch.setenv("LOCAL_RANK", "1")
-    run_dir, _ = naming.create_run_dir(tmp_path, "lr=0.1")
+    run_dir, _ = runs.create_run_dir(tmp_path, "lr=0.1")
     assert run_dir == tmp_path / "20261124-101502_lr=0.1" and not run_dir.exists()  # rank 1 creates nothing
     monkeypatch.setenv("LOCAL_RANK", "0")
-    assert naming.create_run_dir(tmp_path, "lr=0.1")[0] == run_dir and run_dir.is_dir()  # rank 0 does
-    monkeypatch.delenv(naming.RUN_ID_ENV)
+    assert runs.create_run_dir(tmp_path, "lr=0.1")[0] == run_dir and run_dir.is_dir()  # rank 0 does
+    monkeypatch.delenv(runs.RUN_ID_ENV)
     monkeypatch.setenv("SLURM_NTASKS", "8")
     monkeypatch.setenv("SLURM_JOB_ID", "4242")
-    assert naming.create_run_dir(tmp_path, "")[0].name == "slurm-4242"
+    assert runs.create_run_dir(tmp_path, "")[0].name == "slurm-4242"
 
 
 def test_a_slurm_run_is_named_after_its_job_and_found_again_when_requeued(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("RUN_ID_ENV", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
-        monkeypatch.delenv(getattr(naming, name, name), raising=False)
+    for name in (runs.RUN_ID_ENV, "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SLURM_JOB_ID", "77")
     monkeypatch.setenv("SLURM_NTASKS", "1")
     args = ["--max_epochs", "1", "--limit_train_batches", "2", "--limit_val_batches", "1", "--limit_test_batches", "1"]
     run_dir = train(tmp_path, *args)
     assert run_dir.name == f"slurm-77_{TINY_NAME}"
-    # the requeued job runs the same command again: it continues in the same folder (no new epoch to train)
+    # SLURM requeued the job (SLURM_RESTART_COUNT): the same command continues in the same folder (no new epoch)
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
     assert train(tmp_path, *args) == run_dir
     assert [path.name for path in run_dir.parent.iterdir()] == [f"slurm-77_{TINY_NAME}"]
     assert global_step(run_dir / "checkpoints" / "last.ckpt") == 2
+    # the same command a second time in one allocation, not requeued, is a new run (it used to train nothing)
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
+    second = train(tmp_path, *args)
+    assert second != run_dir and second.name == f"slurm-77-2_{TINY_NAME}"
     # another job, or another command in this job, is another run
-    assert train(tmp_path, *args, "--max_epochs", "2") != run_dir
+    assert train(tmp_path, *args, "--max_epochs", "2") not in (run_dir, second)
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "80")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
-    assert naming.slurm_run_id() == "slurm-80_3"
+    assert runs.slurm_run_id() == "slurm-80_3"
 
 
 def test_last_checkpoint_follows_every_epoch_even_without_improvement(tmp_path: Path) -> None:
@@ -209,17 +218,23 @@ def test_trimming_event_files_drops_the_steps_a_resumed_run_logs_again(tmp_path:
     for step in range(10):
         writer.add_scalar("loss/train", float(step), step)
     writer.close()
-    assert resume.trim_events(tmp_path, 6) == 4
-    events = EventAccumulator(str(tmp_path), purge_orphaned_data=False)
-    events.Reload()
-    assert [event.step for event in events.Scalars("loss/train")] == [0, 1, 2, 3, 4, 5]
-    assert resume.trim_events(tmp_path, 6) == 0  # nothing left to drop
-    assert resume.trim_events(tmp_path, 0) > 0 and not list(tmp_path.glob("events.*"))  # a fresh start: all gone
+
+    def steps() -> list[int]:
+        events = EventAccumulator(str(tmp_path), purge_orphaned_data=False)
+        events.Reload()
+        return [event.step for event in events.Scalars("loss/train")] if "loss/train" in events.Tags()["scalars"] else []
+
+    runs.trim_events(tmp_path, 6)
+    assert steps() == [0, 1, 2, 3, 4, 5]
+    runs.trim_events(tmp_path, 6)  # nothing left to drop
+    assert steps() == [0, 1, 2, 3, 4, 5]
+    runs.trim_events(tmp_path, 0)  # a fresh start: all gone, and files left with only a header too
+    assert steps() == [] and not list(tmp_path.glob("events.*"))
 
 
 def test_fast_dev_run_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert train(tmp_path / "logs", "--fast_dev_run", "true") is None
+    assert trainer.main(["--save_dir", str(tmp_path / "logs"), *QUIET, "--fast_dev_run", "true"]) is None
     assert list(tmp_path.iterdir()) == []
 
 
@@ -232,7 +247,8 @@ class _ClassifierOnly(BaseModel):
 
 def test_incompatible_pair_fails_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    info = DATASETS[trainer.DEFAULT_DATASET]().info
+    info = components.declared_info(DATASETS[trainer.DEFAULT_DATASET]())
+    assert info is not None
     monkeypatch.setitem(MODELS, "classifier_only", _ClassifierOnly)
     if _ClassifierOnly.incompatibility(info) is None:
         pytest.skip(f"the default dataset is a {info.task} task")
@@ -260,7 +276,7 @@ def test_settings_the_trainer_rejects_are_one_line_errors(tmp_path: Path, capsys
 
 
 def test_barebones_runs_on_its_own_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert train(tmp_path / "logs", "--barebones", "true", *TINY) is None
+    assert trainer.main(["--save_dir", str(tmp_path / "logs"), *QUIET, "--barebones", "true", *TINY]) is None
     assert "barebones: no logger, checkpoints, callbacks or run folder" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []
 
@@ -269,11 +285,9 @@ def test_help_shows_the_defaults_the_trainer_applies(capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit):
         trainer.main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert f"Default: {trainer.DEFAULT_MAX_EPOCHS} when --max_steps and --max_time are unset" in text
-    assert "Known values: auto, ddp," in text  # --strategy
-    assert "Known values: simple, advanced, pytorch" in text  # --profiler
-    assert "Known values: norm, value" in text  # --gradient_clip_algorithm
-    assert "Format: DD:HH:MM:SS" in text  # --max_time
+    assert f"max_epochs is {trainer.DEFAULT_MAX_EPOCHS} when max_steps and max_time are unset" in text
+    assert "DD:HH:MM:SS" in text  # --max_time, from Lightning's own docstring
+    assert "--early_stopping_patience" in text and f"default: {trainer.EARLY_STOPPING_PATIENCE}" in text
 
 
 def test_resume_of_nothing_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -285,15 +299,16 @@ def test_resume_of_nothing_is_an_error(tmp_path: Path, capsys: pytest.CaptureFix
 # ---- resume -------------------------------------------------------------------------------------------
 
 
-def test_resume_last_skips_a_run_that_crashed_before_its_first_checkpoint(tmp_path: Path) -> None:
+def test_resume_last_skips_a_run_that_crashed_before_its_first_checkpoint(two_epoch_run: Path, tmp_path: Path) -> None:
     series = tmp_path / "mlp-data"
+    info = json.loads((two_epoch_run / "run.json").read_text())
     for version, started, has_checkpoint in (("older", 1.0, True), ("crashed", 2.0, False)):
         (series / version / runs.CHECKPOINTS).mkdir(parents=True)
-        runs.write_run_info(series / version, {"started": started})
+        runs.write_info(series / version, {**info, "started": started})
         if has_checkpoint:
-            (series / version / runs.CHECKPOINTS / runs.LAST_CHECKPOINT).write_bytes(b"")
+            (series / version / runs.CHECKPOINTS / runs.LAST).write_bytes(b"")
     assert runs.find_run("last", series) == series / "older"
-    (series / "older" / runs.CHECKPOINTS / runs.LAST_CHECKPOINT).unlink()
+    (series / "older" / runs.CHECKPOINTS / runs.LAST).unlink()
     with pytest.raises(runs.RunError, match="no run with checkpoints"):
         runs.find_run("last", series)
 
@@ -335,7 +350,7 @@ def test_lr_find_applies_and_records_the_learning_rate(tmp_path: Path) -> None:
     lr = json.loads((run_dir / "run.json").read_text())["model_hparams"]["lr"]
     assert lr != default_of("lr")
     assert (run_dir / "lr_find.png").stat().st_size > 0
-    assert f"lr={naming.format_value(lr)}" in run_dir.name
+    assert f"lr={runs.format_value(lr)}" in run_dir.name
     assert logged_hparams(run_dir)["lr"] == pytest.approx(lr)
 
 
@@ -373,7 +388,7 @@ def test_trainer_flags_shape_the_run(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_ddp_on_cpu_leaves_exactly_one_run(tmp_path: Path) -> None:
     # A subprocess: Lightning's DDP re-executes the command per rank (inside pytest it would re-run pytest).
-    env = {key: value for key, value in os.environ.items() if key != naming.RUN_ID_ENV}
+    env = {key: value for key, value in os.environ.items() if key != runs.RUN_ID_ENV}
     result = subprocess.run(
         [sys.executable, "trainer.py", "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp",
          "--max_epochs", "2", "--save_dir", str(tmp_path), *QUIET],

@@ -43,16 +43,21 @@ def shared_run(two_epoch_run: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def test_a_crafted_last_checkpoint_is_refused_by_resume_and_predict(shared_run: Path, tmp_path: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_crafted_checkpoint_never_runs_code_through_resume_or_predict(shared_run: Path, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     marker = tmp_path / "code-ran"
     crafted_checkpoint(shared_run / "checkpoints" / "last.ckpt", marker)
-    with pytest.raises(SystemExit) as exit_info:
-        trainer.main(["--resume", str(shared_run), "--max_epochs", "3"])
-    line = one_line_error(capsys, exit_info)
-    assert "last.ckpt holds more than weights" in line and "could run code" in line
-    for checkpoint in shared_run.glob("checkpoints/*.ckpt"):  # predict.py reads the best one; make it crafted too
+    # --resume skips it, says why in one line, and continues from the newest readable checkpoint
+    assert trainer.main(["--resume", str(shared_run), "--max_epochs", "3", "--enable_progress_bar", "false"]) == shared_run
+    out = capsys.readouterr().out
+    assert "Continuing from checkpoints/best-" in out and "last.ckpt holds more than weights" in out
+    assert not marker.exists()
+    for checkpoint in shared_run.glob("checkpoints/*.ckpt"):  # nothing readable left
         crafted_checkpoint(checkpoint, marker)
+    with pytest.raises(SystemExit) as exit_info:
+        trainer.main(["--resume", str(shared_run), "--max_epochs", "4"])
+    line = one_line_error(capsys, exit_info)
+    assert "holds more than weights" in line and "could run code" in line
     with pytest.raises(SystemExit) as exit_info:
         predict.main([str(shared_run)])
     assert "holds more than weights" in one_line_error(capsys, exit_info)
@@ -78,8 +83,8 @@ def test_run_json_cannot_point_predict_at_a_file_outside_the_run(shared_run: Pat
 
 
 def test_a_truncated_checkpoint_is_one_line(shared_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    last = shared_run / "checkpoints" / "last.ckpt"
-    last.write_bytes(last.read_bytes()[: last.stat().st_size // 3])
+    for checkpoint in shared_run.glob("checkpoints/*.ckpt"):  # a full disk cut every one of them short
+        checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 3])
     with pytest.raises(SystemExit) as exit_info:
         trainer.main(["--resume", str(shared_run), "--max_epochs", "3"])
     assert "is not a readable checkpoint" in one_line_error(capsys, exit_info)
