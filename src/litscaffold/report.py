@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
+
+from .template import parse_version
+
+# Where each release moved code, by the path it had before: the report names a moved file's new home, so that a
+# person carrying an edit over does not have to grep for it.
+MOVES: dict[str, dict[str, Any]] = json.loads((Path(__file__).parent / "moves.json").read_text(encoding="utf-8"))
 
 # The order lines are shown in: what needs the user first.
 STATUSES = ("conflict", "not applied", "kept", "merged", "new", "removed", "kept deleted")
@@ -75,6 +83,42 @@ def kept(path: str) -> Outcome:
     """A file the new template no longer has, kept because the user changed it."""
     return Outcome(path, "kept", "the template no longer has it, but you changed it; delete it when you no longer "
                                  "need it")
+
+
+def new_homes(path: str, old: str | None, new: str) -> dict[str, list[str]]:
+    """Where the code that `path` held at template `old` lives at template `new`, other than `path` itself: what moved
+    (None: the whole file) -> the files that hold it now, following every release in between."""
+    homes: dict[str, str | None] = {path: None}  # file -> which part of the old code it holds (None: all of it)
+    for release in sorted(MOVES, key=parse_version):
+        if old is None or not parse_version(old) < parse_version(release) <= parse_version(new):
+            continue
+        moved: dict[str, str | None] = {}
+        for held, what in homes.items():
+            entry = MOVES[release].get(held)
+            if entry is None or entry.get("stays"):
+                moved.setdefault(held, what)
+            for move in entry["moves"] if entry else []:
+                for target in move["to"]:
+                    moved.setdefault(target, what or move.get("what"))
+        homes = moved
+    grouped: dict[str, list[str]] = {}
+    for target, what in homes.items():
+        if target != path:
+            grouped.setdefault(what or "its code", []).append(target)
+    return grouped
+
+
+def with_new_homes(outcomes: list[Outcome], old: str | None, new: str) -> list[Outcome]:
+    """The outcomes, each file whose code moved saying where it lives now ("util/flags.py: ... its code moved to
+    util/cli.py")."""
+    noted = []
+    for outcome in outcomes:
+        homes = new_homes(outcome.path, old, new)
+        if homes and outcome.status != "new":
+            where = "; ".join(f"{what} moved to {', '.join(targets)}" for what, targets in homes.items())
+            outcome = replace(outcome, detail=f"{outcome.detail}; {where}" if outcome.detail else where)
+        noted.append(outcome)
+    return noted
 
 
 def combine(plain: list[Outcome], special: list[Outcome]) -> list[Outcome]:

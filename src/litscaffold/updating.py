@@ -25,7 +25,7 @@ from .dryrun import has_uncommitted, scratch_clone
 from .errors import UpdateConflict, UpdateError, UsageError
 from .preflight import check_overwrites, check_preconditions, check_versions_available
 from .project import KINDS, Part, Project, parts_of
-from .report import PartReport, UpdateReport, combine, outcomes_from_status
+from .report import PartReport, UpdateReport, combine, outcomes_from_status, with_new_homes
 from .report import kept as report_kept
 from .safety import check_git_idle, project_lock
 from .template import TemplateSource, current_version, tag_of
@@ -197,8 +197,9 @@ class Update:
         special = merges.redo(root, renders, before, expect)
         conflicted = _conflicted(root)
         status = gitops.changes(root, "--ignored=matching")
-        part_report.files = combine(outcomes_from_status(status, expected, set(conflicted)),
-                                    special + [report_kept(path) for path in kept])
+        part_report.files = with_new_homes(combine(outcomes_from_status(status, expected, set(conflicted)),
+                                                   special + [report_kept(path) for path in kept]),
+                                           part.version, self.installed)
         if conflicted:
             committed = f"{', '.join(done)} committed, " if done else ""
             raise UpdateConflict(
