@@ -1,7 +1,8 @@
 """Projects made with every RELEASED template older than the current one, from the shipped bundle (not a
 fixture), brought to the current template by `litscaffold update`. Template 0.2.0 moved the machinery from the
-project root into util/, so this is the update path on a real restructure: every user line survives, merged or
-inside conflict markers that `update` lists; a project without edits ends byte-identical to a fresh one."""
+project root into util/ and 0.3.0 rebuilt util/ on its libraries, so this is the update path on real restructures:
+every user line survives, merged or inside conflict markers that `update` lists, and the report names where moved
+code went; a project without edits ends byte-identical to a fresh one."""
 
 from __future__ import annotations
 
@@ -25,20 +26,31 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-def user_edits(root: Path) -> dict[str, str]:
-    """What users do to a 0.1 project, committed; returns {file: a line that must survive}."""
+def user_edits(root: Path, version: str) -> dict[str, str]:
+    """What users do to a project, committed; returns {file: a line that must survive}. Every version gets edits in
+    code that a later release moved: a 0.1 project in trainer.py's command line (util/ since 0.2.0), a 0.2 project
+    in util/cli.py (rebuilt on jsonargparse in 0.3.0) and util/flags.py (folded into util/cli.py)."""
     survivors = {
-        # trainer.py: a default that stays in trainer.py, and a flag in code that moved to util/cli.py
-        "trainer.py": "DEFAULT_MAX_EPOCHS = 300  # ours: longer runs",
-        "trainer.py#moved": '    group.add_argument("--our_flag", action="store_true", help="ours")',
         "model/mlp.py": "        hidden: int = 96,  # ours",
         "model/my_net.py": "# ours: a note in the added model",
         "README.md": "Our lab trains this every night.",
         "pyproject.toml": '    "pandas",  # ours',
         "notes/ideas.md": "ours: try a wider net",
     }
-    edit(root / "trainer.py", "DEFAULT_MAX_EPOCHS = 100", survivors["trainer.py"])
-    edit(root / "trainer.py", '    group.add_argument("--swa"', survivors["trainer.py#moved"] + '\n    group.add_argument("--swa"')
+    flag = '    group.add_argument("--our_flag", action="store_true", help="ours")'
+    if parse_version(version) < parse_version("0.2.0"):
+        survivors["trainer.py"] = "DEFAULT_MAX_EPOCHS = 300  # ours: longer runs"
+        survivors["trainer.py#moved"] = flag
+        edit(root / "trainer.py", "DEFAULT_MAX_EPOCHS = 100", survivors["trainer.py"])
+        edit(root / "trainer.py", '    group.add_argument("--swa"', flag + '\n    group.add_argument("--swa"')
+    else:
+        survivors["trainer.py"] = "EARLY_STOPPING_PATIENCE = 20  # ours: a patient lab"
+        survivors["util/cli.py#moved"] = flag
+        survivors["util/flags.py"] = "# ours: a parser for fractions, to carry over"
+        edit(root / "trainer.py", "EARLY_STOPPING_PATIENCE = 10", survivors["trainer.py"])
+        edit(root / "util" / "cli.py", '    group.add_argument("--swa"', flag + '\n    group.add_argument("--swa"')
+        with (root / "util" / "flags.py").open("a") as handle:
+            handle.write(f"\n\n{survivors['util/flags.py']}\n")
     edit(root / "model" / "mlp.py", "        hidden: int = 64,", survivors["model/mlp.py"])
     (root / "model" / "my_net.py").write_text((root / "model" / "my_net.py").read_text() + survivors["model/my_net.py"]
                                               + "\n")
@@ -49,6 +61,14 @@ def user_edits(root: Path) -> dict[str, str]:
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "our edits")
     return survivors
+
+
+def report_line(output: str, path: str) -> str:
+    """The update report's line for a file ("  <status> <path>: <detail>")."""
+    lines = [line for line in output.splitlines() if line.startswith("  ") and line.split()[1:2] in ([path],
+                                                                                                   [f"{path}:"])]
+    assert len(lines) == 1, f"no report line for {path}:\n{output}"
+    return lines[0]
 
 
 def resolve(root: Path, path: str, keep_both: bool = False) -> str:
@@ -65,21 +85,33 @@ def resolve(root: Path, path: str, keep_both: bool = False) -> str:
 def test_an_edited_project_reaches_the_current_template_without_losing_a_line(version: str, tmp_path: Path,
                                                                               shipped: TemplateSource) -> None:
     root = scaffold(tmp_path, version, shipped)
-    survivors = user_edits(root)
+    survivors = user_edits(root, version)
+    moved = next(key for key in survivors if key.endswith("#moved")).split("#")[0]  # trainer.py or util/cli.py
 
     first = run_cli("update", cwd=root)
-    # the moved code conflicts with the user's flag: listed, with how to go on, nothing committed yet
+    # the moved code conflicts with the user's flag: listed, with how to go on and where the code went
     assert first.returncode == 3, first.stdout + first.stderr  # stopped at conflicts (README: exit codes)
     assert "merged with conflicts in" in first.stderr and "litscaffold update` again" in first.stderr
-    assert "trainer.py" in first.stderr.split("conflicts in")[1].split("(")[0]
-    assert not (root / "flags.py").exists()  # not edited: it moved to util/ with the rest
-    conflicted = (root / "trainer.py").read_text()
-    for key in ("trainer.py", "trainer.py#moved"):
-        assert survivors[key] in conflicted, key  # merged, or inside the markers
-    assert MARKERS.search(conflicted)
-    assert survivors["trainer.py#moved"] in resolve(root, "trainer.py")
-    if MARKERS.search((root / "pyproject.toml").read_text()):  # the template added dependencies there too
-        assert survivors["pyproject.toml"] in resolve(root, "pyproject.toml", keep_both=True)
+    assert moved in first.stderr.split("conflicts in")[1].split("(")[0]
+    conflicted = (root / moved).read_text()
+    assert survivors[f"{moved}#moved"] in conflicted and MARKERS.search(conflicted)
+    if moved == "trainer.py":  # 0.1: trainer.py's command line has been util/cli.py's since 0.2.0
+        assert "its command line (flags, parsing, --resume's rules) moved to util/cli.py" in report_line(
+            first.stdout, "trainer.py")
+        assert not (root / "flags.py").exists()  # not edited: it moved to util/ with the rest
+        assert "removed" in report_line(first.stdout, "flags.py") and "moved to util/cli.py" in report_line(
+            first.stdout, "flags.py")
+    else:  # 0.2: util/flags.py is gone from the template; the user's edit keeps it, and says where its code went
+        assert survivors["util/flags.py"] in (root / "util" / "flags.py").read_text()
+        line = report_line(first.stdout, "util/flags.py")
+        assert line.split()[0] == "kept" and line.endswith("its code moved to util/cli.py"), line
+        assert "its Trainer, fit and test moved to trainer.py" in report_line(first.stdout, "util/fitting.py")
+    for key in ("trainer.py", f"{moved}#moved"):
+        assert survivors[key] in (root / key.split("#")[0]).read_text(), key  # merged, or inside the markers
+    assert survivors[f"{moved}#moved"] in resolve(root, moved)
+    for path in ("pyproject.toml", "trainer.py"):
+        if MARKERS.search((root / path).read_text()):  # the template changed the lines around theirs too
+            assert survivors[path] in resolve(root, path, keep_both=True)
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "resolve the update's conflicts")
 
@@ -87,10 +119,8 @@ def test_an_edited_project_reaches_the_current_template_without_losing_a_line(ve
     assert second.returncode == 0, second.stdout + second.stderr
     assert run_cli("check", cwd=root).returncode == 0
     for key, line in survivors.items():
-        path = key.split("#")[0]
-        if path != "trainer.py":
-            assert line in (root / path).read_text(), key
-    assert survivors["trainer.py"] in (root / "trainer.py").read_text()
+        if not key.endswith("#moved"):
+            assert line in (root / key).read_text(), key
     assert (root / "util" / "cli.py").is_file() and not (root / "flags.py").exists()
     assert git(root, "status", "--porcelain") == ""
 
