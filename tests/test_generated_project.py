@@ -41,6 +41,22 @@ def test_pyproject_installs_no_generic_top_level_packages(rendered: Path, tmp_pa
     assert all(name.endswith(".dist-info") for name in top_level), top_level
 
 
+def test_the_generators_dev_extras_install_what_a_generated_project_needs(rendered: Path) -> None:
+    """CI installs `.[dev]` only: a dependency the template adds (docstring-parser, mypy) and ours forgets fails
+    the generated project's tests on a fresh machine and nowhere else."""
+    import tomllib
+    from packaging.requirements import Requirement
+
+    ours = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    theirs = tomllib.loads((rendered / "pyproject.toml").read_text())["project"]
+    needed = theirs["dependencies"] + theirs["optional-dependencies"]["dev"] + theirs["optional-dependencies"]["cluster"]
+    def names(requirements: list[str]) -> set[str]:
+        return {Requirement(r).name.lower().replace("_", "-") for r in requirements}
+
+    missing = sorted(names(needed) - names(ours["optional-dependencies"]["dev"]))
+    assert missing == [], f"add to pyproject.toml's dev extras: {missing}"
+
+
 def test_the_pre_commit_hook_passes_on_a_fresh_project(project: Path, tmp_path: Path) -> None:
     copy = project
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
