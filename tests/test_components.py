@@ -46,6 +46,31 @@ def test_list_names_a_hand_written_module_that_holds_no_class(project: Path) -> 
     assert "model/notes.py: defines or imports no class" in run_cli("list", cwd=project, check=True).stdout
 
 
+def test_list_marks_modules_flags_cannot_build_and_the_arguments_a_run_must_give(project: Path) -> None:
+    """Read from the source, as the project's registry decides at import: several LightningModules without
+    __all__, the old pytorch_lightning package; a module built from objects (lightning-hydra-template's shape)
+    is usable but needs its arguments on every run, and the list says which."""
+    model = project / "model"
+    (model / "pair.py").write_text("from lightning.pytorch import LightningModule\n\n\n"
+                                   "class A(LightningModule):\n    pass\n\n\nclass B(LightningModule):\n    pass\n")
+    (model / "legacy.py").write_text("import pytorch_lightning as pl\n\n\nclass Old(pl.LightningModule):\n    pass\n")
+    (model / "hydra.py").write_text(
+        "import lightning.pytorch as pl\nfrom torch import nn\n\n\nclass Net(nn.Module):\n    pass\n\n\n"
+        "class Lit(pl.LightningModule):\n    def __init__(self, net: nn.Module, optimizer, input_shape, num_outputs,"
+        " compile: bool = False, *, scheduler):\n        super().__init__()\n")
+    (model / "chosen.py").write_text("from lightning.pytorch import LightningModule\n\n__all__ = ['B']\n\n\n"
+                                     "class A(LightningModule):\n    pass\n\n\nclass B(A):\n    pass\n")
+    components = listed(project)
+    assert "several LightningModule classes (A, B)" in components[("model", "pair")]["problem"]
+    assert "import lightning.pytorch as pl" in components[("model", "legacy")]["problem"]
+    hydra = components[("model", "hydra")]
+    assert hydra["problem"] is None and hydra["needs"] == ["net", "optimizer", "scheduler"]
+    assert components[("model", "chosen")]["problem"] is None and components[("model", "chosen")]["needs"] == []
+    out = run_cli("list", cwd=project, check=True).stdout
+    assert "model/hydra.py: needs --net, --optimizer, --scheduler on every run (no defaults)" in out
+    assert "model/pair.py: holds several LightningModule classes" in out
+
+
 def test_add_creates_only_new_files_commits_and_is_listed(project: Path) -> None:
     before = tree_digest(project)
     run_cli("add", "model", "digits", "--blueprint", "convnet", cwd=project / "model", check=True)

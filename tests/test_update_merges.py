@@ -42,8 +42,10 @@ def edited(tmp_path: Path, shipped: TemplateSource) -> Path:
         assert changed_between_versions(root, shipped, path), f"the template no longer changes {path}"
     notebook = json.loads((root / NOTEBOOK).read_text())
     setup_cell = notebook["cells"][1]  # the template changes its imports: so do we, on the same line
-    setup_cell["source"] = [line.replace("import runs\n", "import runs  # ours\n") for line in setup_cell["source"]]
-    assert "import runs  # ours\n" in setup_cell["source"]
+    ours = "from util import provenance, runs  # ours\n"
+    setup_cell["source"] = [ours if line == "from util import provenance, runs\n" else line
+                            for line in setup_cell["source"]]
+    assert ours in setup_cell["source"]
     notebook["cells"].append({"cell_type": "markdown", "metadata": {}, "source": ["ours: our findings"]})
     (root / NOTEBOOK).write_text(json.dumps(notebook, indent=1) + "\n")
     predict = (root / "predict.py").read_text().replace('"""Predictions from a trained run',
@@ -71,7 +73,7 @@ def test_a_careful_merge_of_notebooks_line_endings_and_deleted_or_renamed_files(
     node = nbformat.read(edited / NOTEBOOK, as_version=4)
     nbformat.validate(node)
     sources = ["".join(cell.source) for cell in node.cells]
-    assert any("import runs  # ours" in source for source in sources)
+    assert any("import provenance, runs  # ours" in source for source in sources)
     assert "ours: our findings" in sources
     assert any(CONFLICT_TAG in cell.metadata.get("tags", []) for cell in node.cells)
     assert files[NOTEBOOK]["status"] == "conflict" and "cell by cell" in files[NOTEBOOK]["detail"]
@@ -90,7 +92,7 @@ def test_a_careful_merge_of_notebooks_line_endings_and_deleted_or_renamed_files(
 
     # the renamed test file got the template's change
     renamed = (edited / "tests" / "test_inference.py").read_text()
-    assert "from model import MODELS" in renamed and "trainer.MODELS" not in renamed
+    assert "from util import components" in renamed and "weights_only=True" in renamed
     assert not (edited / "tests" / "test_predict.py").exists()
     assert files["tests/test_inference.py"]["status"] == "merged"
 

@@ -192,7 +192,8 @@ def list_components(
         typer.echo(json.dumps({
             "project": str(proj.root), "template_version": proj.version,
             "components": [{"kind": c.kind, "name": c.name, "blueprint": c.blueprint,
-                            "template_version": c.version, "owner": c.owner, "problem": c.problem}
+                            "template_version": c.version, "owner": c.owner, "problem": c.problem,
+                            "needs": list(c.needs)}
                            for c in components],
             "damaged": [{"answers_file": d.answers_file, "problem": d.message} for d in damaged],
         }, indent=2))
@@ -208,6 +209,9 @@ def list_components(
     for c in components:
         if c.problem:
             typer.echo(f"{c.module_path}: {c.problem}")
+        elif c.needs:
+            typer.echo(f"{c.module_path}: needs {', '.join('--' + n for n in c.needs)} on every run (no defaults): "
+                       "give them as flags or in a --config file")
     proj.require_intact()  # the sound components are listed; a damaged answers file is one error line
     proj.require_known_versions(__version__)
 

@@ -3,6 +3,7 @@ were rendered from the template (each with its own answers file, each updated on
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,30 +94,69 @@ class Component:
     owner: str           # "component" (own answers file), "project" (built in) or "user"
     answers_file: str | None = None
     problem: str | None = None  # why a hand-written module cannot be a component (see module_problem)
+    needs: tuple[str, ...] = ()  # arguments without defaults that every run must give (flags or --config)
 
     @property
     def module_path(self) -> str:
         return f"{PACKAGE_OF[self.kind]}/{self.name}.py"
 
 
-def module_problem(path: Path, kind: str) -> str | None:
-    """Why a hand-written module of model/ or data/ cannot be a component, read from its source (the generator
-    does not import torch): it neither defines nor imports a class. The project's trainer.py says the rest
-    (a class that is no LightningModule, or several)."""
-    import ast
+LIGHTNING_BASE = {"model": "LightningModule", "dataset": "LightningDataModule"}
+WIRED = ("input_shape", "num_outputs", "task")  # what a dataset hands the model it builds (util/cli.py)
 
+
+def module_problem(path: Path, kind: str) -> tuple[str | None, list[str]]:
+    """Why a hand-written module of model/ or data/ cannot be built from flags, and the arguments a run must give
+    it (its class's parameters without defaults, beyond what the dataset hands a model), read from its source: the
+    generator imports no user code. These mirror the project's registry (util/registry.py), which says the rest."""
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError, ValueError) as error:
-        return f"cannot be read as Python ({error})"
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef):
-            return None
-        if isinstance(node, ast.ImportFrom) and any(alias.name[:1].isupper() for alias in node.names):
-            return None
-    what = "LightningModule" if kind == "model" else "LightningDataModule"
-    return (f"defines or imports no class, so it is no {kind} (a {what} is); "
-            f"a helper module's name starts with '_'")
+        return f"cannot be read as Python ({error})", []
+    base = LIGHTNING_BASE[kind]
+    imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                for alias in node.names if alias.name[:1].isupper()]
+    classes = [node for node in tree.body if isinstance(node, ast.ClassDef)]
+    if not classes and not imported:
+        return (f"defines or imports no class, so it is no {kind} (a {base} is); "
+                f"a helper module's name starts with '_'"), []
+    roots = {name.split(".")[0] for node in ast.walk(tree)
+             for name in ([a.name for a in node.names] if isinstance(node, ast.Import)
+                          else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])}
+    old = "pytorch_lightning" in roots and "lightning" not in roots
+    if old:
+        return ("imports pytorch_lightning, a separate copy of Lightning that this project's trainer does not "
+                "train; import it as `import lightning.pytorch as pl`"), []
+    listed = _listed(tree)
+    lightning = [c for c in classes if (listed is None or c.name in listed)
+                 and any((b.id if isinstance(b, ast.Name) else b.attr if isinstance(b, ast.Attribute) else "")
+                         == base for b in c.bases)]
+    if len(lightning) > 1:
+        names = ", ".join(c.name for c in lightning)
+        return (f"holds several {base} classes ({names}): keep one per module or name the one to use with "
+                f"__all__ = [{lightning[-1].name!r}]"), []
+    chosen = lightning or [c for c in classes if listed is None or c.name in listed]
+    if len(chosen) != 1:
+        return None, []
+    init = next((node for node in chosen[0].body if isinstance(node, ast.FunctionDef) and node.name == "__init__"),
+                None)
+    if init is None:
+        return None, []
+    positional = init.args.posonlyargs + init.args.args
+    required = positional[1:len(positional) - len(init.args.defaults)]
+    required += [arg for arg, default in zip(init.args.kwonlyargs, init.args.kw_defaults) if default is None]
+    return None, [arg.arg for arg in required if not (kind == "model" and arg.arg in WIRED)]
+
+
+def _listed(tree: ast.Module) -> list[str] | None:
+    """The names of a module's literal `__all__`, if it has one."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            try:
+                return [str(name) for name in ast.literal_eval(node.value)]
+            except ValueError:
+                return None
+    return None
 
 
 class Project:
@@ -186,8 +226,8 @@ class Project:
                 if key in BUILTIN:
                     found[key] = Component(kind, module.stem, BUILTIN[key], project_version, "project")
                 else:
-                    found[key] = Component(kind, module.stem, "-", None, "user",
-                                           problem=module_problem(module, kind))
+                    problem, needs = module_problem(module, kind)
+                    found[key] = Component(kind, module.stem, "-", None, "user", problem=problem, needs=tuple(needs))
         return sorted(found.values(), key=lambda c: (KINDS.index(c.kind), c.name))
 
     def component(self, kind: str, name: str) -> Component | None:
