@@ -71,13 +71,13 @@ def report_line(output: str, path: str) -> str:
     return lines[0]
 
 
-def resolve(root: Path, path: str, keep_both: bool = False) -> str:
-    """What a user does with an update's conflict: keep the template's side (and carry their own lines over by
-    hand), or keep both sides; returns the 'before' sides, which the test checks hold the user's lines."""
+def resolve(root: Path, path: str, keep: str | None = None) -> str:
+    """What a user does with an update's conflicts: keep the template's side, except where their side holds `keep`
+    (a line of theirs they carry over): both sides there. Returns their sides, which the test checks."""
     text = (root / path).read_text()
     ours = "".join(before for before, _ in MARKERS.findall(text))
-    (root / path).write_text(MARKERS.sub(lambda match: match.group(1) + match.group(2) if keep_both
-                                         else match.group(2), text))
+    (root / path).write_text(MARKERS.sub(lambda match: match.group(1) + match.group(2)
+                                         if keep is not None and keep in match.group(1) else match.group(2), text))
     return ours
 
 
@@ -108,10 +108,10 @@ def test_an_edited_project_reaches_the_current_template_without_losing_a_line(ve
         assert "its Trainer, fit and test moved to trainer.py" in report_line(first.stdout, "util/fitting.py")
     for key in ("trainer.py", f"{moved}#moved"):
         assert survivors[key] in (root / key.split("#")[0]).read_text(), key  # merged, or inside the markers
-    assert survivors[f"{moved}#moved"] in resolve(root, moved)
+    assert survivors[f"{moved}#moved"] in resolve(root, moved, keep=survivors.get(moved))
     for path in ("pyproject.toml", "trainer.py"):
         if MARKERS.search((root / path).read_text()):  # the template changed the lines around theirs too
-            assert survivors[path] in resolve(root, path, keep_both=True)
+            assert survivors[path] in resolve(root, path, keep=survivors[path])
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "resolve the update's conflicts")
 
