@@ -102,7 +102,7 @@ class Component:
 
 
 LIGHTNING_BASE = {"model": "LightningModule", "dataset": "LightningDataModule"}
-WIRED = ("input_shape", "num_outputs", "task")  # what a dataset hands the model it builds (util/cli.py)
+WIRED = ("input_shape", "num_outputs", "task")  # what a dataset hands the model it builds (util/components.py)
 
 
 def module_problem(path: Path, kind: str) -> tuple[str | None, list[str]]:

@@ -27,7 +27,7 @@ from model.base import BaseModel
 if TYPE_CHECKING:
     from util.cli import Setup
 
-WIRED = ("input_shape", "num_outputs", "task")  # what a dataset tells the model it builds
+WIRED = ("input_shape", "num_outputs", "task")  # what a dataset tells the model it builds, never from flags
 MAX_CLASS_SCAN_BATCHES = 200  # integer targets: the classes found in up to this many training batches
 
 
