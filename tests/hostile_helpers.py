@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 from conftest import tree_digest
@@ -116,3 +119,66 @@ def sleeping_hook(gitdir: Path, counter: Path, marker: Path, nth: int, seconds: 
         f"if [ $n -eq {nth} ]; then touch '{marker}'; sleep {seconds}; fi\n"
     )
     hook.chmod(0o755)
+
+
+# Signals at deterministic moments (test_interruptions.py, test_hangup.py)
+
+MAX_STEPS = 14
+# The commands run as from a terminal, SIGINT handled, even when the suite itself runs in the background: a shell
+# starts background jobs with SIGINT ignored, and an ignored signal stays ignored in every child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def start(args: tuple[str, ...], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "litscaffold", *args], cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            env={**os.environ, **(env or {})})
+
+
+def interrupt_when(proc: subprocess.Popen[str], ready, sig: int) -> tuple[bool, int, str]:
+    """Send `sig` once `ready()` holds; returns (sent, exit code, stderr)."""
+    sent = False
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if ready():
+            proc.send_signal(sig)
+            sent = True
+            break
+        time.sleep(0.005)
+    _, stderr = proc.communicate(timeout=120)
+    return sent, proc.returncode, stderr
+
+
+def assert_all_or_nothing(world: Path, before: dict[str, str], code: int, stderr: str, done) -> str:
+    lines = stderr.strip().splitlines()
+    assert "Traceback" not in stderr, stderr
+    if code == 130:
+        assert lines[-1].startswith("error: interrupted"), stderr
+        assert state(world) == before, stderr
+        return "undone"
+    assert code == 0, stderr
+    done(world)
+    return "committed"
+
+
+def every_step(make_world, args: tuple[str, ...], done, sig: int = signal.SIGINT, cwd: str = PROJECT,
+                hook_env=None, steps: int = MAX_STEPS) -> list[str]:
+    """Interrupt `args` at its 1st, 2nd, ... index write until a run completes before the Nth (or
+    `steps` runs were interrupted)."""
+    outcomes = []
+    for nth in range(1, steps + 1):
+        world, ctl = make_world(nth)
+        counter, marker = ctl / "count", ctl / "marker"
+        env = hook_env(ctl, counter, marker, nth) if hook_env else None
+        if env is None:
+            sleeping_hook(world / PROJECT / ".git", counter, marker, nth, seconds=0.5)
+        before = state(world)
+        sent, code, stderr = interrupt_when(start(args, world / cwd, env), marker.exists, sig)
+        outcomes.append(assert_all_or_nothing(world, before, code, stderr, done))
+        if not sent:
+            assert code == 0 and outcomes[-1] == "committed"
+            return outcomes
+    if steps < MAX_STEPS:
+        return outcomes
+    raise AssertionError(f"{args} still had index writes after {MAX_STEPS} steps")

@@ -3,21 +3,13 @@ waits), none fails halfway because another ran, and every change ends up committ
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from hostile_helpers import git
-
-
-def _start(args: tuple[str, ...], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "litscaffold", *args], cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            env=os.environ.copy())
+from hostile_helpers import git, start
 
 
 def _finish(procs: list[subprocess.Popen[str]]) -> list[tuple[int, str]]:
@@ -31,7 +23,7 @@ def _clean(root: Path) -> bool:
 def test_six_adds_at_once_all_commit(project: Path) -> None:
     root = project
     names = [f"net{i}" for i in range(6)]
-    results = _finish([_start(("add", "model", name), root) for name in names])
+    results = _finish([start(("add", "model", name), root) for name in names])
     assert all(code == 0 for code, _ in results), results
     assert any("waiting for another litscaffold" in stderr for _, stderr in results)
     subjects = git(root, "log", "--format=%s").splitlines()
@@ -41,7 +33,7 @@ def test_six_adds_at_once_all_commit(project: Path) -> None:
 
 def test_two_updates_at_once_one_updates_the_other_finds_it_current(
         old_project: Path, template_history) -> None:
-    results = _finish([_start(("update",), old_project) for _ in range(2)])
+    results = _finish([start(("update",), old_project) for _ in range(2)])
     assert [code for code, _ in results] == [0, 0], results
     assert _clean(old_project)
     subjects = git(old_project, "log", "--format=%s").splitlines()
@@ -51,8 +43,8 @@ def test_two_updates_at_once_one_updates_the_other_finds_it_current(
 
 def test_mixed_commands_at_once_take_turns(project: Path) -> None:
     root = project
-    procs = [_start(("add", "dataset", "sales"), root), _start(("remove", "model", "mlp"), root),
-             _start(("add", "model", "net"), root)]
+    procs = [start(("add", "dataset", "sales"), root), start(("remove", "model", "mlp"), root),
+             start(("add", "model", "net"), root)]
     results = _finish(procs)
     assert results[0][0] == 0 and results[2][0] == 0, results
     assert results[1][0] == 2 and "part of the project template" in results[1][1]
@@ -64,7 +56,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 
 def test_two_new_projects_into_one_folder_one_wins_the_other_removes_nothing(tmp_path: Path) -> None:
-    results = _finish([_start(("new-project", "demo", "--defaults"), tmp_path) for _ in range(2)])
+    results = _finish([start(("new-project", "demo", "--defaults"), tmp_path) for _ in range(2)])
     assert sorted(code for code, _ in results) == [0, 1], results
     root = tmp_path / "demo"
     assert git(root, "log", "--format=%s").startswith("Scaffold demo") and _clean(root)

@@ -11,18 +11,24 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from hostile_helpers import PROJECT, git, sleeping_hook, state
-from test_interruptions import _assert_all_or_nothing, _every_step, _interrupt_when, _start
+from hostile_helpers import (
+    PROJECT,
+    assert_all_or_nothing,
+    every_step,
+    git,
+    interrupt_when,
+    sleeping_hook,
+    start,
+    state,
+)
 
 HUP = signal.SIGHUP
 
 
-@pytest.fixture(scope="module")
-def seed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    where = tmp_path_factory.mktemp("hangup-seed")
-    run_cli("new-project", "demo", "--defaults", cwd=where, check=True)
-    run_cli("add", "model", "my_net", cwd=where / "demo", check=True)
-    return where / "demo"
+@pytest.fixture
+def seed(rendered_with_model: Path) -> Path:
+    """The session's shared render with my_net added (copied before any change)."""
+    return rendered_with_model
 
 
 @pytest.fixture
@@ -63,11 +69,11 @@ def test_sighup_at_every_step_of_add_undoes_it_and_leaves_no_scratch(seed: Path,
         assert _subject(world).startswith("Add model fresh") and _clean(world)
 
     make = _copies(seed, tmp_path)
-    outcomes = _every_step(make, ("add", "model", "fresh"), done, sig=HUP)
+    outcomes = every_step(make, ("add", "model", "fresh"), done, sig=HUP)
     assert "undone" in outcomes and outcomes[-1] == "committed"
     world, _ = make(99)
     before = state(world)
-    sent, code, stderr = _interrupt_when(_start(("add", "model", "fresh"), world / PROJECT),
+    sent, code, stderr = interrupt_when(start(("add", "model", "fresh"), world / PROJECT),
                                          lambda: _rendering(world), HUP)
     assert sent and code == 130 and stderr.strip().startswith("error: interrupted"), stderr
     assert state(world) == before
@@ -78,7 +84,7 @@ def test_sighup_at_every_step_of_remove_undoes_it(seed: Path, tmp_path: Path, tm
     def done(world: Path) -> None:
         assert _subject(world) == "Remove model my_net" and _clean(world)
 
-    outcomes = _every_step(_copies(seed, tmp_path), ("remove", "model", "my_net", "--force"), done, sig=HUP)
+    outcomes = every_step(_copies(seed, tmp_path), ("remove", "model", "my_net", "--force"), done, sig=HUP)
     assert "undone" in outcomes and outcomes[-1] == "committed"
     assert list(tmpdir_env.iterdir()) == []
 
@@ -93,9 +99,9 @@ def test_sighup_in_an_update_undoes_every_part(old_project_seed: Path, template_
         world, ctl = make(nth)
         sleeping_hook(world / PROJECT / ".git", ctl / "count", ctl / "marker", nth, seconds=0.5)
         before = state(world)
-        sent, code, stderr = _interrupt_when(_start(("update",), world / PROJECT), (ctl / "marker").exists, HUP)
+        sent, code, stderr = interrupt_when(start(("update",), world / PROJECT), (ctl / "marker").exists, HUP)
         assert sent, stderr
-        undone += _assert_all_or_nothing(world, before, code, stderr, lambda w: None) == "undone"
+        undone += assert_all_or_nothing(world, before, code, stderr, lambda w: None) == "undone"
         assert stderr.strip() == "error: interrupted; the update was undone: the project is as it was before"
     assert undone == 2
     assert list(tmpdir_env.iterdir()) == []
@@ -116,7 +122,7 @@ def test_sighup_in_new_project_leaves_no_project(tmp_path: Path) -> None:
     def done(world: Path) -> None:
         assert git(world / PROJECT / "p", "log", "-1", "--format=%s").startswith("Scaffold p")
 
-    outcomes = _every_step(make, ("new-project", "p", "--defaults"), done, sig=HUP, hook_env=hook_env, steps=2)
+    outcomes = every_step(make, ("new-project", "p", "--defaults"), done, sig=HUP, hook_env=hook_env, steps=2)
     assert outcomes == ["undone", "undone"]
 
 
@@ -125,8 +131,8 @@ def test_kill_9_of_add_leaves_no_scratch_in_the_project_and_the_next_add_clears_
     world, _ = _copies(seed, tmp_path)(0)
     root = world / PROJECT
     before = state(world)
-    proc = _start(("add", "model", "fresh"), root)
-    sent, code, _ = _interrupt_when(proc, lambda: _rendering(world), signal.SIGKILL)
+    proc = start(("add", "model", "fresh"), root)
+    sent, code, _ = interrupt_when(proc, lambda: _rendering(world), signal.SIGKILL)
     assert sent and code == -signal.SIGKILL
     assert state(world) == before  # the work tree, the index, HEAD: nothing of the killed add among them
     left = [p for p in (root / ".git" / "litscaffold-scratch").glob("*/*")]

@@ -7,83 +7,32 @@ without reaching it. One more window per command: while copier renders (before a
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from hostile_helpers import PROJECT, git, sleeping_hook, state
-
-MAX_STEPS = 14
-
-
-def _start(args: tuple[str, ...], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "litscaffold", *args], cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            env={**os.environ, **(env or {})})
-
-
-def _interrupt_when(proc: subprocess.Popen[str], ready, sig: int) -> tuple[bool, int, str]:
-    """Send `sig` once `ready()` holds; returns (sent, exit code, stderr)."""
-    sent = False
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        if ready():
-            proc.send_signal(sig)
-            sent = True
-            break
-        time.sleep(0.005)
-    _, stderr = proc.communicate(timeout=120)
-    return sent, proc.returncode, stderr
-
-
-def _assert_all_or_nothing(world: Path, before: dict[str, str], code: int, stderr: str, done) -> str:
-    lines = stderr.strip().splitlines()
-    assert "Traceback" not in stderr, stderr
-    if code == 130:
-        assert lines[-1].startswith("error: interrupted"), stderr
-        assert state(world) == before, stderr
-        return "undone"
-    assert code == 0, stderr
-    done(world)
-    return "committed"
-
-
-def _every_step(make_world, args: tuple[str, ...], done, sig: int = signal.SIGINT, cwd: str = PROJECT,
-                hook_env=None, steps: int = MAX_STEPS) -> list[str]:
-    """Interrupt `args` at its 1st, 2nd, ... index write until a run completes before the Nth (or
-    `steps` runs were interrupted)."""
-    outcomes = []
-    for nth in range(1, steps + 1):
-        world, ctl = make_world(nth)
-        counter, marker = ctl / "count", ctl / "marker"
-        env = hook_env(ctl, counter, marker, nth) if hook_env else None
-        if env is None:
-            sleeping_hook(world / PROJECT / ".git", counter, marker, nth, seconds=0.5)
-        before = state(world)
-        sent, code, stderr = _interrupt_when(_start(args, world / cwd, env), marker.exists, sig)
-        outcomes.append(_assert_all_or_nothing(world, before, code, stderr, done))
-        if not sent:
-            assert code == 0 and outcomes[-1] == "committed"
-            return outcomes
-    if steps < MAX_STEPS:
-        return outcomes
-    raise AssertionError(f"{args} still had index writes after {MAX_STEPS} steps")
+from hostile_helpers import (
+    PROJECT,
+    assert_all_or_nothing,
+    every_step,
+    git,
+    interrupt_when,
+    sleeping_hook,
+    start,
+    state,
+)
 
 
 def _while_rendering(world: Path, args: tuple[str, ...], done, cwd: str = PROJECT, watch: Path | None = None) -> str:
     """SIGINT while copier renders into litscaffold's scratch folder."""
     watch = watch or world / PROJECT
     before = state(world)
-    _, code, stderr = _interrupt_when(
-        _start(args, world / cwd), lambda: any(p.name.startswith(".litscaffold-") for p in watch.iterdir()),
+    _, code, stderr = interrupt_when(
+        start(args, world / cwd), lambda: any(p.name.startswith(".litscaffold-") for p in watch.iterdir()),
         signal.SIGINT)
-    return _assert_all_or_nothing(world, before, code, stderr, done)
+    return assert_all_or_nothing(world, before, code, stderr, done)
 
 
 @pytest.fixture
@@ -115,7 +64,7 @@ def test_add_at_every_step(seed: Path, tmp_path: Path) -> None:
         assert (world / PROJECT / "model" / "fresh.py").is_file()
 
     make = _copier(seed, tmp_path)
-    outcomes = _every_step(make, ("add", "model", "fresh"), done)
+    outcomes = every_step(make, ("add", "model", "fresh"), done)
     assert "undone" in outcomes and outcomes[-1] == "committed"
     world, _ = make(99)
     _while_rendering(world, ("add", "model", "fresh"), done)
@@ -126,7 +75,7 @@ def test_sigterm_takes_the_ctrl_c_path(seed: Path, tmp_path: Path) -> None:
     world, ctl = _copier(seed, tmp_path)(1)
     sleeping_hook(world / PROJECT / ".git", ctl / "count", ctl / "marker", 2, seconds=0.5)
     before = state(world)
-    sent, code, stderr = _interrupt_when(_start(("add", "dataset", "sales"), world / PROJECT),
+    sent, code, stderr = interrupt_when(start(("add", "dataset", "sales"), world / PROJECT),
                                          (ctl / "marker").exists, signal.SIGTERM)
     assert sent and code == 130, stderr
     assert stderr.strip() == "error: interrupted; adding dataset sales was undone: the project is as it was before"
@@ -138,7 +87,7 @@ def test_remove_at_every_step(seed: Path, tmp_path: Path) -> None:
         assert _head_subject(world) == "Remove model my_net" and _clean(world)
         assert not (world / PROJECT / "model" / "my_net.py").exists()
 
-    outcomes = _every_step(_copier(seed, tmp_path), ("remove", "model", "my_net", "--force"), done)
+    outcomes = every_step(_copier(seed, tmp_path), ("remove", "model", "my_net", "--force"), done)
     assert "undone" in outcomes and outcomes[-1] == "committed"
 
 
@@ -150,7 +99,7 @@ def test_update_of_one_part_at_every_step(old_project_seed: Path, template_histo
         assert _head_subject(world) == f"Update model my_net to litscaffold template {template_history.new}"
         assert _clean(world)
 
-    outcomes = _every_step(_copier(old_project_seed, tmp_path), ("update", "--only", "model:my_net"), done)
+    outcomes = every_step(_copier(old_project_seed, tmp_path), ("update", "--only", "model:my_net"), done)
     assert "undone" in outcomes and outcomes[-1] == "committed"
 
 
@@ -173,7 +122,7 @@ def test_update_interrupted_in_its_last_part_undoes_the_parts_already_committed(
         world, ctl = make(nth)
         sleeping_hook(world / PROJECT / ".git", ctl / "count", ctl / "marker", nth, seconds=0.5)
         before = state(world)
-        sent, code, stderr = _interrupt_when(_start(("update",), world / PROJECT), (ctl / "marker").exists,
+        sent, code, stderr = interrupt_when(start(("update",), world / PROJECT), (ctl / "marker").exists,
                                              signal.SIGINT)
         if not sent:
             continue
@@ -205,10 +154,10 @@ def test_new_project_at_every_step(tmp_path: Path) -> None:
             assert git(world / PROJECT / folder, "log", "-1", "--format=%s").startswith("Scaffold p")
         return check
 
-    outcomes = _every_step(maker(False), ("new-project", "p", "--defaults"), done("p"), hook_env=hook_env)
+    outcomes = every_step(maker(False), ("new-project", "p", "--defaults"), done("p"), hook_env=hook_env)
     assert "undone" in outcomes and outcomes[-1] == "committed"
     # Into an existing empty folder: the first two git steps are enough to see it left empty.
-    outcomes = _every_step(maker(True), ("new-project", "p", "--defaults", "--dest", "empty"), done("empty"),
+    outcomes = every_step(maker(True), ("new-project", "p", "--defaults", "--dest", "empty"), done("empty"),
                            hook_env=hook_env, steps=2)
     assert outcomes == ["undone", "undone"]
 

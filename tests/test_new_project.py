@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import assert_refused, run_cli
+from hostile_helpers import start
 
 from litscaffold import __version__
 
@@ -143,9 +144,7 @@ def test_ctrl_c_during_rendering_leaves_nothing(tmp_path: Path) -> None:
     for attempt in range(8):
         workdir = tmp_path / f"attempt{attempt}"
         workdir.mkdir()
-        proc = subprocess.Popen([sys.executable, "-m", "litscaffold", "new-project", "proj", "--defaults"],
-                                cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                stdin=subprocess.DEVNULL, env=os.environ.copy())
+        proc = start(("new-project", "proj", "--defaults"), workdir)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and proc.poll() is None:
             if any(p.name.startswith(".litscaffold-") for p in workdir.iterdir()):
