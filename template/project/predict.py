@@ -42,7 +42,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch.utils.data import DataLoader, TensorDataset
 
 from data import DATASETS
-from data.base import DataInfo
+from data.base import WIRED, DataInfo
 from model import MODELS
 from util import cli, components, runs
 
@@ -184,7 +184,7 @@ def load(run_dir: Path, checkpoint: Path, device: torch.device | str = "cpu") ->
     recorded = info.get("data_info")  # as the model was built from them: no need to read the training data again
     data_info = DataInfo(recorded["task"], tuple(recorded["input_shape"]), recorded["num_outputs"]) if isinstance(
         recorded, dict) else components.declared_info(datamodule)
-    wired = {name: getattr(data_info, name) for name in components.WIRED
+    wired = {name: getattr(data_info, name) for name in WIRED
              if data_info is not None and components.takes(model_cls, name)}
     if not isinstance(state.get("state_dict"), dict):
         raise runs.RunError(f"{checkpoint} holds no model weights (no state_dict)")

@@ -22,6 +22,9 @@ class DataInfo:
     num_outputs: int  # regression targets, classes, or for reconstruction prod(input_shape)
 
 
+WIRED = ("input_shape", "num_outputs", "task")  # DataInfo's facts, handed to the model it builds, never from flags
+
+
 class BaseDataModule(pl.LightningDataModule):
     """Batches are (x, y) tuples: float x; y float targets, int64 class ids, or x itself for reconstruction.
 

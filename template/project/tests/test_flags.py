@@ -13,8 +13,9 @@ from lightning.pytorch.cli import LightningCLI
 from torch import nn
 
 import trainer
+from data.base import WIRED
 from model import MODELS
-from util import cli, components
+from util import cli
 
 
 def parse(*argv: str) -> cli.Setup:
@@ -115,9 +116,9 @@ def test_model_and_dataset_arguments_are_typed_flags() -> None:
     setup = parse("--lr", "0.01", "--batch_size", "32")
     assert setup.model_hparams["lr"] == 0.01 and setup.data_hparams["batch_size"] == 32
     assert type(setup.data_hparams["batch_size"]) is int
-    own = {name for name, _, _ in cli.init_arguments(MODELS[setup.model_name])} - set(components.WIRED)
+    own = {name for name, _, _ in cli.init_arguments(MODELS[setup.model_name])} - set(WIRED)
     assert own <= set(setup.model_hparams)  # every argument (down to the base class) has a flag
-    assert not set(components.WIRED) & set(setup.model_hparams)  # data-wired ones come from the dataset
+    assert not set(WIRED) & set(setup.model_hparams)  # data-wired ones come from the dataset
 
 
 def test_help_groups_flags_and_reads_docstrings(capsys: pytest.CaptureFixture[str]) -> None:

@@ -33,8 +33,9 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from data import DATASETS
+from data.base import WIRED
 from model import MODELS
-from util import components, runs
+from util import runs
 
 YES_NO = ActionYesNo(yes_prefix="", no_prefix="no_")  # --swa, --swa true, --no_swa
 TRAINER_OBJECTS = {"callbacks", "plugins", "logger"}  # set in trainer.py, not on the command line
@@ -151,7 +152,7 @@ def build_parser(defaults: Defaults, model_name: str | None, data_name: str | No
     trainer_keys = trainer_group.add_class_arguments(Trainer, nested_key=None, as_group=False, fail_untyped=False,
                                                      skip=TRAINER_OBJECTS)
     taken = set(parser.get_defaults().keys()) | {"config", "help", "print_config"}  # the run and Trainer flags
-    model_keys = _add_class_flags(model_group, MODELS[model_name], "model", taken, components.WIRED) \
+    model_keys = _add_class_flags(model_group, MODELS[model_name], "model", taken, WIRED) \
         if model_group and model_name else {}
     data_keys = _add_class_flags(data_group, DATASETS[data_name], "data", taken) if data_group and data_name else {}
     return parser, trainer_keys, model_keys, data_keys

@@ -21,13 +21,12 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
-from data.base import DataInfo
+from data.base import WIRED, DataInfo
 from model.base import BaseModel
 
 if TYPE_CHECKING:
     from util.cli import Setup
 
-WIRED = ("input_shape", "num_outputs", "task")  # what a dataset tells the model it builds, never from flags
 MAX_CLASS_SCAN_BATCHES = 200  # integer targets: the classes found in up to this many training batches
 
 
