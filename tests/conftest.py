@@ -340,11 +340,11 @@ def scaffold(where: Path, version: str, source: TemplateSource) -> Path:
 
 
 @pytest.fixture(scope="session")
-def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.SlurmCluster]:
+def slurm_cluster() -> Iterator[services.SlurmCluster]:
     """A one-node SLURM cluster for the whole session (see tests/services.py); skips where it cannot run."""
     if reason := services.skip_reason_slurm():
         pytest.skip(reason)
-    with services.slurm_cluster(tmp_path_factory.mktemp("slurm")) as cluster:
+    with services.slurm_cluster() as cluster:
         yield cluster
 
 

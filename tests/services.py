@@ -296,13 +296,14 @@ def _munged() -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def slurm_cluster(tmp_dir: Path | None = None, timeout: float = 30) -> Iterator[SlurmCluster]:
-    """Start munged, slurmctld and slurmd (files in a fresh dir under tmp_dir), yield the cluster
-    once sinfo shows the node idle; on exit cancel every job, stop the daemons and remove the files."""
+def slurm_cluster(timeout: float = 30) -> Iterator[SlurmCluster]:
+    """Start munged, slurmctld and slurmd (files in a fresh dir directly under the system's temp dir: slurmstepd's
+    socket path inside it must stay under 108 bytes, which pytest's per-worker tmp_path can exceed), yield the
+    cluster once sinfo shows the node idle; on exit cancel every job, stop the daemons and remove the files."""
     if reason := skip_reason_slurm():
         raise RuntimeError(reason)
     node = socket.gethostname().split(".")[0]
-    root = Path(tempfile.mkdtemp(prefix="test-slurm-", dir=tmp_dir))
+    root = Path(tempfile.mkdtemp(prefix="test-slurm-"))
     daemons: list[subprocess.Popen] = []
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(shutil.rmtree, root, ignore_errors=True)

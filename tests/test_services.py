@@ -61,7 +61,7 @@ def test_requeue_reruns_the_script_with_the_same_job_id(slurm_cluster: SlurmClus
 def test_cluster_leaves_no_process_behind(tmp_path: Path) -> None:
     if reason := services.skip_reason_slurm():
         pytest.skip(reason)
-    with services.slurm_cluster(tmp_path) as cluster:   # a second cluster beside the session's one
+    with services.slurm_cluster() as cluster:   # a second cluster beside the session's one
         root = cluster.root
         daemons = [int((root / name).read_text()) for name in ("slurmctld.pid", "slurmd.pid")]
         script = tmp_path / "sleep.sbatch"
