@@ -478,9 +478,10 @@ def test_the_notebook_runs_headless_on_a_foreign_model(project: Path, runs: dict
 def test_the_projects_own_tests_try_every_pair_with_a_class_of_yours(project: Path) -> None:
     """The project's pair tests, run where the foreign classes live: each of them trains with some partner (or needs
     arguments a test cannot choose), and every pair that cannot train is named with its reason."""
-    shutil.copytree(ROOT / "tests", project / "tests", dirs_exist_ok=True)
+    tests = Path(__file__).parent  # tests/, or where `litscaffold adopt` put them beside a repository's own
+    shutil.copytree(tests, project / tests.name, dirs_exist_ok=True)
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfs", "-o", "addopts=",
-                           "tests/test_components.py", "-k", "class_of_yours or every_module_is_registered"],
+                           f"{tests.name}/test_components.py", "-k", "class_of_yours or every_module_is_registered"],
                           cwd=project, capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "1000"})
     lines = proc.stdout.splitlines()
     # Two findings, each a failing test with its fix: model/unsafe.py trains with nothing (its hyperparameters cannot
