@@ -185,7 +185,8 @@ HYDRA = ["--model", "hydra_mnist", "--dataset", "digits", "--net", "SimpleDenseN
 
 
 def regressor_from_the_readme() -> str:
-    readme = (ROOT / "README.md").read_text()
+    answers = yaml.safe_load((ROOT / ".copier-answers.yml").read_text())  # an adopted repository's guide: readme_file
+    readme = (ROOT / answers.get("readme_file", "README.md")).read_text()
     start = readme.index("# model/regressor.py")
     return readme[start:readme.index("```", start)]
 
