@@ -113,6 +113,8 @@ def test_adopt_commits_once_and_none_of_their_files_loses_a_line(adopted: Callab
         assert "## Training with litscaffold" in (root / "README.md").read_text()
         assert answers["tests_dir"] == "tests_litscaffold"
         assert "SimpleDenseNet" in (root / "model" / "_networks.py").read_text()
+        # what its signature requires (a schedule without a default is optional in trainer.py)
+        assert "--net ... --optimizer ... --compile ... --max_epochs 1" in repo.report
     elif layout == "flat":
         assert set(changed) == {".gitignore", "requirements.txt"}
         assert "kept    model.py" in repo.report and "kept    data.py" in repo.report

@@ -213,7 +213,13 @@ def _required_arguments(node: ast.ClassDef) -> tuple[str, ...]:
     positional = [*init.args.posonlyargs, *init.args.args][1:]
     without_default = positional[:len(positional) - len(init.args.defaults)]
     keyword_only = [arg for arg, default in zip(init.args.kwonlyargs, init.args.kw_defaults) if default is None]
-    return tuple(arg.arg for arg in [*without_default, *keyword_only])
+    # trainer.py gives a learning-rate schedule without a default the default none (the project's util/cli.py)
+    return tuple(arg.arg for arg in [*without_default, *keyword_only] if not _is_schedule(arg.annotation))
+
+
+def _is_schedule(annotation: ast.expr | None) -> bool:
+    name = (_dotted(annotation) or "") if annotation is not None else ""
+    return name.endswith(("lr_scheduler", "LRScheduler", "ReduceLROnPlateau"))
 
 
 def _lightning_kind(qualified: str) -> tuple[str, str] | None:
