@@ -267,3 +267,21 @@ def test_a_commit_git_refuses_leaves_the_repository_as_it_was(tmp_path: Path) ->
     line = assert_one_line_error(run_cli("adopt", cwd=root, env={"GIT_CONFIG_GLOBAL": str(config)}), 1)
     assert "git refused the commit" in line
     assert state(tmp_path / "world") == before
+
+
+@pytest.mark.slow
+def test_a_src_package_layout_is_imported_from_src(tmp_path: Path) -> None:
+    """src/<package>/ (no src/__init__.py): the classes import as `mypkg.models...` once src/ is on sys.path, which
+    the registering modules arrange; --models/--datasets name where they live."""
+    model = FLAT_FILES["model.py"].replace("import lightning as L", "import lightning as L\n\nfrom mypkg.util import WIDTH")
+    files = {"src/mypkg/__init__.py": "", "src/mypkg/util.py": "WIDTH = 8\n",
+             "src/mypkg/models/__init__.py": "", "src/mypkg/models/regressor.py": model,
+             "src/mypkg/data/__init__.py": "", "src/mypkg/data/regression.py": FLAT_FILES["data.py"],
+             "pyproject.toml": '[project]\nname = "mypkg"\nversion = "0.1"\ndependencies = [\n    "lightning",\n]\n'}
+    root = write_repository(tmp_path / "pkg", files)
+    proc = run_cli("adopt", "--models", "src/mypkg/models", "--datasets", "src/mypkg/data", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert "merged  pyproject.toml: dependencies added" in proc.stdout
+    shown = python(root, "-c", "from model import MODELS; from data import DATASETS; "
+                               "print(MODELS['lit_regressor'].__module__, DATASETS['random_regression'].__module__)")
+    assert shown.stdout.split() == ["mypkg.models.regressor", "mypkg.data.regression"]
