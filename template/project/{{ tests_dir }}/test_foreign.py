@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import QUIET, ROOT, logged_hparams, scalars
+from conftest import QUIET, ROOT, logged_hparams, project_copy, scalars
 
 TINY = ["--max_epochs", "2", "--limit_train_batches", "2", "--limit_val_batches", "2", "--limit_test_batches", "2"]
 
@@ -274,16 +274,11 @@ REFUSED = ("no_class", "two_classes", "bare_batches", "unknown_monitor", "old_na
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of this project with the foreign modules dropped into model/ and data/."""
-    root = tmp_path_factory.mktemp("foreign") / "project"
-    root.mkdir()
-    for name in ("trainer.py", "predict.py"):
-        shutil.copy(ROOT / name, root / name)
-    for folder in ("model", "data", "util", "notebooks"):
-        shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    """A copy of this project (all of it: an adopted repository's modules import its code) with the foreign modules
+    dropped into model/ and data/."""
+    root = project_copy(tmp_path_factory.mktemp("foreign"))
     for path, text in FILES.items():
         (root / path).write_text(text)
-    (root / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
     (root / "drive.py").write_text(DRIVER)
     return root
 
