@@ -173,7 +173,7 @@ def test_a_two_trial_sweep_searches_an_argument_of_their_module(adopted: Callabl
 # ---- afterwards: add, list, update, as in a project made by new-project -------------------------------------------
 
 
-def test_add_works_afterwards(adopted: Callable[[str], Adopted], tmp_path: Path) -> None:
+def test_add_and_remove_work_afterwards(adopted: Callable[[str], Adopted], tmp_path: Path) -> None:
     root = copy_project(adopted("hydra").root, tmp_path)
     run_cli("add", "model", "my_net", cwd=root, check=True)
     assert git(root, "log", "-1", "--format=%s").startswith("Add model my_net")
@@ -181,6 +181,10 @@ def test_add_works_afterwards(adopted: Callable[[str], Adopted], tmp_path: Path)
     listed = run_cli("list", cwd=root, check=True).stdout
     assert "my_net" in listed and "mnist_lit_module" in listed
     assert run_cli("check", cwd=root).returncode == 0
+    run_cli("remove", "model", "my_net", cwd=root, check=True)
+    assert not (root / "model" / "my_net.py").exists() and git(root, "status", "--porcelain") == ""
+    # a registration of theirs is theirs to delete: remove refuses it
+    assert "not made by litscaffold" in assert_refused("remove", "model", "mnist_lit_module", cwd=root, code=2)
 
 
 @pytest.mark.slow
