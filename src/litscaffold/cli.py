@@ -106,10 +106,10 @@ def adopt(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print what it would write and merge; change nothing.")] = False,
     models: Annotated[list[Path] | None, typer.Option(
-        "--models", help="A file or folder holding your LightningModules (repeatable; default: the whole "
+        "--models", metavar="PATH", help="A file or folder holding your LightningModules (repeatable; default: the whole "
                          "repository is searched).")] = None,
     datasets: Annotated[list[Path] | None, typer.Option(
-        "--datasets", help="A file or folder holding your LightningDataModules (repeatable).")] = None,
+        "--datasets", metavar="PATH", help="A file or folder holding your LightningDataModules (repeatable).")] = None,
     project: Annotated[Path | None, typer.Option(
         "--project", "-p", help="The repository (default: the git repository holding the current folder).",
         file_okay=False)] = None,
