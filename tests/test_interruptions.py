@@ -1,4 +1,4 @@
-"""Ctrl-C (and SIGTERM) at every step of `new-project`, `add`, `remove` and `update`: each run ends
+"""Ctrl-C (and SIGTERM) at every step of `new-project`, `adopt`, `add`, `remove` and `update`: each run ends
 with the whole change committed or the project exactly as it was, and says which.
 
 The windows are deterministic: a post-index-change hook sleeps on its Nth run (DESIGN §7), so the
@@ -12,6 +12,7 @@ import signal
 from pathlib import Path
 
 import pytest
+from adopt_layouts import FLAT_FILES, write_repository
 from conftest import run_cli
 from hostile_helpers import (
     PROJECT,
@@ -169,3 +170,19 @@ def test_new_project_while_rendering(tmp_path: Path) -> None:
     assert outcome in ("undone", "committed")
     if outcome == "undone":
         assert list((world / PROJECT).iterdir()) == []
+
+
+def test_adopt_at_every_step(tmp_path: Path) -> None:
+    """An existing repository (the flat layout of test_adopt): interrupted, it is exactly as it was."""
+    def make(nth: int) -> tuple[Path, Path]:
+        world, ctl = tmp_path / f"w{nth}", tmp_path / f"ctl{nth}"
+        write_repository(world / PROJECT, FLAT_FILES)
+        ctl.mkdir()
+        return world, ctl
+
+    def done(world: Path) -> None:
+        assert _head_subject(world).startswith("Adopt litscaffold template") and _clean(world)
+        assert (world / PROJECT / "model" / "lit_regressor.py").is_file()
+
+    outcomes = _every_step(make, ("adopt",), done)
+    assert "undone" in outcomes and outcomes[-1] == "committed"

@@ -175,7 +175,7 @@ def test_help_and_version_stay_light() -> None:
 
 def test_every_command_has_help_with_an_example() -> None:
     for command in (["new-project"], ["add", "model"], ["add", "dataset"], ["remove"], ["list"],
-                    ["update"], ["check"]):
+                    ["update"], ["check"], ["adopt"]):
         proc = run_cli(*command, "--help", check=True)
         assert "Example" in proc.stdout, command
 

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +21,9 @@ except ImportError:  # pragma: no cover - older typer depends on click itself
 
 from . import __version__
 from .errors import EXIT_BEHIND, LitscaffoldError, UsageError
+
+if TYPE_CHECKING:
+    from .adopt import Adopted
 
 app = typer.Typer(
     name="litscaffold",
@@ -96,6 +99,78 @@ def new_project(
         "  tensorboard --logdir logs   # every run of every series; HPARAMS compares them all\n"
         "  python -m pytest            # the project's own tests"
     )
+
+
+@app.command("adopt")
+def adopt(
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print what it would write and merge; change nothing.")] = False,
+    models: Annotated[list[Path] | None, typer.Option(
+        "--models", metavar="PATH", help="A file or folder holding your LightningModules (repeatable; default: the whole "
+                         "repository is searched).")] = None,
+    datasets: Annotated[list[Path] | None, typer.Option(
+        "--datasets", metavar="PATH", help="A file or folder holding your LightningDataModules (repeatable).")] = None,
+    project: Annotated[Path | None, typer.Option(
+        "--project", "-p", help="The repository (default: the git repository holding the current folder).",
+        file_okay=False)] = None,
+) -> None:
+    """Bring an existing Lightning repository under the template, in one commit.
+
+    Its LightningModules and LightningDataModules (found by reading the source) train through trainer.py with
+    flags from their signatures; predict.py, sweep.py, util/, tests, notebooks/, scripts/ and CI are added
+    beside your code. No file of yours is overwritten: .gitignore, dependency lists and README.md get what
+    the project needs appended; for other files the template's version goes beside yours. Refused on a dirty
+    tree, in a repository already adopted, or without a LightningModule.
+
+    \b
+    Examples:
+      litscaffold adopt --dry-run
+      litscaffold adopt
+      litscaffold adopt --models src/my_pkg/models --datasets src/my_pkg/data
+    """
+    from .adopt import adopt as adopt_repository
+
+    result = adopt_repository(project, models, datasets, dry_run=dry_run)
+    for line in _adopted_lines(result):
+        typer.echo(line)
+
+
+def _adopted_lines(result: Adopted) -> list[str]:
+    """adopt's report: what was registered, what happened to the repository's files, what to try."""
+    where = _shown(result.root) or "."
+    if result.dry_run:
+        lines = [f"Dry run: adopting {where} with litscaffold template {result.version} would register:"]
+    else:
+        lines = [f"Adopted {where} with litscaffold template {result.version} (commit {result.commit}); registered:"]
+    width = max(len(r.flag) for r in result.registrations)
+    for registration in result.registrations:
+        made = "" if registration.text is None else f" -> {registration.module_path}"
+        lines.append(f"  {registration.flag.ljust(width)}  {registration.found.name} of {registration.found.path}{made}")
+    if result.networks:
+        names = ", ".join(n.name for n in result.networks)
+        lines.append(f"  networks flags can name (--net {result.networks[0].name}): {names} -> model/_networks.py")
+    if result.cases:
+        lines.append("Your files:")
+        for case in sorted(result.cases, key=lambda c: c.path):
+            lines.append(f"  {case.status:<7} {case.path}: {case.detail}")
+    folders: dict[str, int] = {}
+    for path in result.added:
+        top = path.split("/")[0] + ("/" if "/" in path else "")
+        folders[top] = folders.get(top, 0) + 1
+    shown = ", ".join(f"{name} ({count})" if name.endswith("/") else name for name, count in folders.items())
+    lines.append(f"{'Would add' if result.dry_run else 'Added'} {len(result.added)} files: {shown}")
+    lines += [f"Note: {note}" for note in result.notes]
+    if result.dry_run:
+        lines.append("Dry run: nothing was changed; run `litscaffold adopt` to do it")
+        return lines
+    model = result.models()[0]
+    datasets = result.datasets()
+    pair = f"--model {model.name}" + (f" --dataset {datasets[0].name}" if datasets else "")
+    needs = "".join(f" --{name} ..." for name in model.found.required)
+    lines += ["Try it:", f"  python trainer.py --help {pair}      # every flag, {model.found.name}'s included",
+              f"  python trainer.py {pair}{needs} --max_epochs 1",
+              f"  python -m pytest {result.tests_dir} -m \"not slow\"      # the training layer's own tests"]
+    return lines
 
 
 def _add(kind: str, name: str, blueprint: str | None, project: Path | None) -> None:

@@ -45,6 +45,10 @@ class ComponentError(UsageError):
     """A component (model or dataset) that cannot be added or removed."""
 
 
+class AdoptError(LitscaffoldError):
+    """`litscaffold adopt` cannot bring this repository under the template (nothing was changed)."""
+
+
 class UpdateError(LitscaffoldError):
     """A precondition of `litscaffold update` does not hold."""
 

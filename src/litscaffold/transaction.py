@@ -180,14 +180,17 @@ class Transaction:
         with signals_deferred():
             self._set_aside(relative, target)
 
-    def write(self, relative: str, text: str) -> None:
-        """Replace a file's text (the file before comes back on rollback)."""
+    def write(self, relative: str, text: str | bytes) -> None:
+        """Replace a file's text, or its bytes (the file before comes back on rollback)."""
         target = inside(self.root, relative)
         self.touched = True
         with signals_deferred():
             self._set_aside(relative, target)
             self.created.append(relative)
-        target.write_text(text)
+        if isinstance(text, bytes):
+            target.write_bytes(text)
+        else:
+            target.write_text(text)
 
     def expect(self, paths: set[str]) -> None:
         """Paths copier may create (removed on rollback when they did not exist before), and the

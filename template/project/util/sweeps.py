@@ -97,7 +97,7 @@ RANGE = re.compile(r"^(?P<low>[^:,]+):(?P<high>[^:,]+)(?P<log>:log)?$")
 def space_of(tokens: list[str], parser: Any) -> tuple[list[str], list[Param], Any]:
     """trainer.py's flags split into the fixed ones and the searched ones, and the fixed ones parsed; each value is
     parsed by trainer.py's own parser, so a range is an int range where the flag takes ints and a choice has the flag's
-    type."""
+    type (read with every fixed flag, also the required ones given after it)."""
     pairs, i = [], 0
     while i < len(tokens):
         flag, equals, inline = tokens[i].partition("=")
@@ -114,7 +114,7 @@ def space_of(tokens: list[str], parser: Any) -> tuple[list[str], list[Param], An
     for flag, text in pairs:
         if flag in ("--name", "--version", "--resume", "--fold"):
             raise SweepError(f"{flag}: a sweep names and continues its runs itself (the series is --study)")
-        param = _classify(flag, text, fixed, parser)
+        param = _classify(flag, text, [t for p in pairs if not (RANGE.match(p[1]) or "," in p[1]) for t in p], parser)
         if param is None:
             fixed += [flag, text]
         elif flag in ("--model", "--dataset", "--save_dir", "--config"):
@@ -127,12 +127,12 @@ def space_of(tokens: list[str], parser: Any) -> tuple[list[str], list[Param], An
 
 
 def _typed(parser: Any, fixed: list[str], flag: str, text: str | None = None) -> Any:
-    """A value as trainer.py's parser reads it (with the fixed flags), or a SweepError naming the flag."""
+    """A value as trainer.py's parser reads it (with the fixed flags; --optimizer.lr: in init_args), or a SweepError."""
     try:
         args = parser.parse_args([*fixed, *([flag, text] if flag else [])])
     except Exception as problem:  # noqa: BLE001 - jsonargparse's ArgumentError, in one line
         raise SweepError(cli.one_line(problem)) from None
-    return args[flag.lstrip("-")] if flag else args
+    return args[key if (key := flag.lstrip("-")) in args else key.replace(".", ".init_args.", 1)] if flag else args
 
 
 def _classify(flag: str, text: str, fixed: list[str], parser: Any) -> Param | None:

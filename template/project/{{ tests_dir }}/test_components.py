@@ -7,7 +7,6 @@ datasets suit them and have tiny offline instances. Plain Lightning classes are 
 """
 
 import json
-import shutil
 import subprocess
 import sys
 import typing
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import project_copy
 from lightning.pytorch import LightningDataModule, LightningModule
 
 import trainer
@@ -192,11 +192,10 @@ def test_every_module_is_registered(package: str, registry: Components, base: ty
 
 @pytest.mark.parametrize("package", ["model", "data"])
 def test_a_broken_module_is_named(package: str, tmp_path: Path) -> None:
-    for folder in ("model", "data", "util"):
-        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp_path / package / "broken.py").write_text("import a_module_that_does_not_exist\n")
+    copy = project_copy(tmp_path)  # all of it: a module of an adopted repository's imports its code from beside
+    (copy / package / "broken.py").write_text("import a_module_that_does_not_exist\n")
     result = subprocess.run(
-        [sys.executable, "-c", f"import {package}"], cwd=tmp_path, capture_output=True, text=True, check=False
+        [sys.executable, "-c", f"import {package}"], cwd=copy, capture_output=True, text=True, check=False
     )
     assert result.returncode != 0
     assert f"{package}/broken.py could not be imported" in result.stderr.strip().splitlines()[-1]

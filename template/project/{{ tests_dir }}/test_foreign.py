@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import QUIET, ROOT, logged_hparams, scalars
+from conftest import QUIET, ROOT, logged_hparams, project_copy, scalars
 
 TINY = ["--max_epochs", "2", "--limit_train_batches", "2", "--limit_val_batches", "2", "--limit_test_batches", "2"]
 
@@ -185,7 +185,8 @@ HYDRA = ["--model", "hydra_mnist", "--dataset", "digits", "--net", "SimpleDenseN
 
 
 def regressor_from_the_readme() -> str:
-    readme = (ROOT / "README.md").read_text()
+    answers = yaml.safe_load((ROOT / ".copier-answers.yml").read_text())  # an adopted repository's guide: readme_file
+    readme = (ROOT / answers.get("readme_file", "README.md")).read_text()
     start = readme.index("# model/regressor.py")
     return readme[start:readme.index("```", start)]
 
@@ -273,16 +274,11 @@ REFUSED = ("no_class", "two_classes", "bare_batches", "unknown_monitor", "old_na
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of this project with the foreign modules dropped into model/ and data/."""
-    root = tmp_path_factory.mktemp("foreign") / "project"
-    root.mkdir()
-    for name in ("trainer.py", "predict.py"):
-        shutil.copy(ROOT / name, root / name)
-    for folder in ("model", "data", "util", "notebooks"):
-        shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    """A copy of this project (all of it: an adopted repository's modules import its code) with the foreign modules
+    dropped into model/ and data/."""
+    root = project_copy(tmp_path_factory.mktemp("foreign"))
     for path, text in FILES.items():
         (root / path).write_text(text)
-    (root / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
     (root / "drive.py").write_text(DRIVER)
     return root
 
@@ -478,9 +474,10 @@ def test_the_notebook_runs_headless_on_a_foreign_model(project: Path, runs: dict
 def test_the_projects_own_tests_try_every_pair_with_a_class_of_yours(project: Path) -> None:
     """The project's pair tests, run where the foreign classes live: each of them trains with some partner (or needs
     arguments a test cannot choose), and every pair that cannot train is named with its reason."""
-    shutil.copytree(ROOT / "tests", project / "tests", dirs_exist_ok=True)
+    tests = Path(__file__).parent  # tests/, or where `litscaffold adopt` put them beside a repository's own
+    shutil.copytree(tests, project / tests.name, dirs_exist_ok=True)
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfs", "-o", "addopts=",
-                           "tests/test_components.py", "-k", "class_of_yours or every_module_is_registered"],
+                           f"{tests.name}/test_components.py", "-k", "class_of_yours or every_module_is_registered"],
                           cwd=project, capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "1000"})
     lines = proc.stdout.splitlines()
     # Two findings, each a failing test with its fix: model/unsafe.py trains with nothing (its hyperparameters cannot
