@@ -145,7 +145,7 @@ def _read_module(root: Path, relative: str) -> _Module | str:
         if isinstance(node, ast.ClassDef):
             bases = [_qualified(base, aliases) for base in node.bases]
             classes[node.name] = _Class(node.name, [b for b in bases if b], _is_abstract(node, aliases),
-                                        _required_arguments(node))
+                                        required_arguments(node))
     return _Module(relative, module, search, classes)
 
 
@@ -205,8 +205,9 @@ def _is_abstract(node: ast.ClassDef, aliases: dict[str, str]) -> bool:
                for decorator in item.decorator_list)
 
 
-def _required_arguments(node: ast.ClassDef) -> tuple[str, ...]:
-    """The arguments of the class's own __init__ that have no default (after self)."""
+def required_arguments(node: ast.ClassDef) -> tuple[str, ...]:
+    """The arguments of the class's own __init__ that have no default (after self) and that a run must give
+    (`adopt`'s hints, `list`'s column)."""
     init = next((item for item in node.body if isinstance(item, ast.FunctionDef) and item.name == "__init__"), None)
     if init is None:
         return ()

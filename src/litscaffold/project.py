@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .discovery import required_arguments
 from .errors import DamagedAnswers, InvalidName, NotAProject
 from .names import check_component_name
 from .template import version_of
@@ -138,14 +139,7 @@ def module_problem(path: Path, kind: str) -> tuple[str | None, list[str]]:
     chosen = lightning or [c for c in classes if listed is None or c.name in listed]
     if len(chosen) != 1:
         return None, []
-    init = next((node for node in chosen[0].body if isinstance(node, ast.FunctionDef) and node.name == "__init__"),
-                None)
-    if init is None:
-        return None, []
-    positional = init.args.posonlyargs + init.args.args
-    required = positional[1:len(positional) - len(init.args.defaults)]
-    required += [arg for arg, default in zip(init.args.kwonlyargs, init.args.kw_defaults) if default is None]
-    return None, [arg.arg for arg in required if not (kind == "model" and arg.arg in WIRED)]
+    return None, [name for name in required_arguments(chosen[0]) if not (kind == "model" and name in WIRED)]
 
 
 def _listed(tree: ast.Module) -> list[str] | None:
