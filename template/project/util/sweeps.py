@@ -356,8 +356,9 @@ class Interrupted(KeyboardInterrupt):
 
 
 def work(plan: Plan, main: Callable[[list[str]], Path | None], worker: int = 0) -> int:
-    """Run trials until the study has --trials complete or pruned ones (Optuna's count, across workers); the exit code
-    says how it ended (0; 130/143/129 interrupted; 3 when trials failed one after another)."""
+    """Run trials until the study has --trials complete, pruned or running ones (Optuna's count, across workers: a
+    worker stops rather than train one too many; a running trial that fails or stops is not counted: one goes on);
+    the exit code says how it ended (0; 130/143/129 interrupted; 3 when trials failed one after another)."""
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
@@ -371,7 +372,7 @@ def work(plan: Plan, main: Callable[[list[str]], Path | None], worker: int = 0) 
             study.stop()
 
     try:
-        enough = MaxTrialsCallback(plan.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        enough = MaxTrialsCallback(plan.trials, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
         study.optimize(lambda trial: _objective(plan, main, study, trial), catch=(TrialFailed,), gc_after_trial=True,
                        callbacks=[enough, count_failures])
     except KeyboardInterrupt as stop:  # Ctrl-C between trials, or a trial's run Interrupted
