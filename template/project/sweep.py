@@ -39,7 +39,8 @@ from util import runs, sweeps
 
 # A worker is this process forked once the study is ready (Lightning imported: a trial costs its training alone), or
 # where fork is not the platform's way, a fresh interpreter that imports it again.
-WORKERS = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+WORKERS = (multiprocessing.get_context("fork") if sys.platform.startswith("linux")
+           else multiprocessing.get_context("spawn"))  # each call typed: a ForkContext or a SpawnContext
 
 EPILOG = """examples:
   python sweep.py --trials 20 --workers 2 --lr 1e-4:1e-1:log --hidden 16,32,64 --max_epochs 20
