@@ -122,7 +122,7 @@ def test_tensorboard_serves_trials_with_their_number_state_and_searched_values_f
     statuses = {group["hparams"].get("#trial"): group["sessions"][0]["status"] for group in groups["sessionGroups"]}
     for number, values in trials.items():
         assert values["#state"] == ("failed" if values["#lr"] == -1 else "complete"), values
-        assert values["#hidden"] in (4, 8)
+        assert values["#hidden"] in (4, 8) and not {"hidden", "lr"} & set(values)  # once, as #hidden, #lr
         assert statuses[number] == ("STATUS_FAILURE" if values["#state"] == "failed" else "STATUS_SUCCESS")
 
 

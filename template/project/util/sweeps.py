@@ -479,12 +479,13 @@ def in_trial() -> bool:
     return _current is not None
 
 
-def trial_fields(state: str) -> dict[str, Any]:
-    """What leads a trial's HPARAMS row: #trial, #state, its searched parameters. TensorBoard ticks the first five
-    columns (varying first, then by name) and "#" sorts before letters: these stay in view whatever else is shown."""
+def trial_fields(state: str, hparams: dict[str, Any]) -> dict[str, Any]:
+    """A run's HPARAMS row; a trial's is led by #trial, #state and its searched values (#lr ..., not again as lr):
+    TensorBoard ticks the first five columns (varying ones first, then by name) and "#" sorts before letters."""
     if _current is None:
-        return {}
-    return {"#trial": _current.trial.number, "#state": state, **{f"#{name}": v for name, v in _current.params.items()}}
+        return hparams
+    lead = {"#trial": _current.trial.number, "#state": state, **{f"#{name}": v for name, v in _current.params.items()}}
+    return {**lead, **{name: value for name, value in hparams.items() if name not in _current.params}}
 
 
 def trial_record() -> dict[str, Any] | None:
