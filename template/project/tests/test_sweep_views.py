@@ -26,6 +26,9 @@ pytestmark = pytest.mark.slow
 
 CHROMIUM = next((found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))),
                 None)
+# optuna-dashboard's command: beside this Python (its environment's scripts) or on PATH
+DASHBOARD = shutil.which("optuna-dashboard", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+NEEDS_CHROMIUM = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium)")
 TRIAL = [*QUIET, "--max_epochs", "2", "--limit_train_batches", "2", "--limit_val_batches", "1",
          "--limit_test_batches", "1", "--early_stopping_patience", "none"]
 SEARCHED = ["#hidden", "#lr"]  # the sweep below searches --hidden and --lr
@@ -80,11 +83,9 @@ def stop(server: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="module")
 def tensorboard(logs: Path) -> Iterator[str]:
     """`tensorboard --logdir logs` on a free loopback port, once its hparams plugin has read every run."""
-    if shutil.which("tensorboard") is None:
-        pytest.skip("tensorboard is not installed")
     url = f"http://127.0.0.1:{free_port()}"
-    server = serve(["tensorboard", "--logdir", str(logs), "--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1],
-                    "--reload_interval", "1"], f"{url}/data/plugins_listing")
+    server = serve([sys.executable, "-m", "tensorboard.main", "--logdir", str(logs), "--host", "127.0.0.1",
+                    "--port", url.rsplit(":", 1)[1], "--reload_interval", "1"], f"{url}/data/plugins_listing")
     try:
         deadline = time.monotonic() + 30
         while len(hparams_api(url, "session_groups", ALL_SESSIONS).get("sessionGroups", [])) < 5:  # runs read
@@ -111,11 +112,10 @@ def test_tensorboard_serves_trials_with_their_number_state_and_searched_values_f
     groups = hparams_api(tensorboard, "session_groups", ALL_SESSIONS)
     names = [info["name"] for info in experiment["hparamInfos"]]
     assert not set(DATA_FACTS) & set(names), names
-    # The HPARAMS tab shows the first five columns of the server's order after a stable sort that puts the
+    # The HPARAMS tab ticks the first five columns of the server's order after a stable sort that puts the
     # varying ones first: the trial's own fields lead that order, whatever other runs the logdir holds.
-    varying = [name for name in names if next(i for i in experiment["hparamInfos"] if i["name"] == name)["differs"]]
-    shown = (varying + [name for name in names if name not in varying])[:5]
-    assert shown[:4] == sorted(LEADING), names
+    ticked = [info["name"] for info in sorted(experiment["hparamInfos"], key=lambda info: not info.get("differs"))]
+    assert ticked[:4] == sorted(LEADING), names
     sessions = {group["name"]: group["hparams"] for group in groups["sessionGroups"]}
     trials = {values["#trial"]: values for values in sessions.values() if "#trial" in values}
     assert sorted(trials) == [0, 1, 2, 3] and len(sessions) == 5  # four trials and the run by hand
@@ -133,8 +133,7 @@ class Chromium:
     """Headless Chromium driven over --remote-debugging-pipe (DevTools messages, NUL-terminated JSON, on fds 3/4)."""
 
     def __init__(self, profile: Path) -> None:
-        if CHROMIUM is None:
-            pytest.skip("no chromium on PATH (Debian: apt-get install chromium)")
+        assert CHROMIUM is not None
         to_browser, self._to = os.pipe()
         self._from, from_browser = os.pipe()
 
@@ -222,18 +221,23 @@ SHOWN_TEXT = """((sel, host) => {
 })"""
 
 
+def shown_with(browser: Chromium, tab: str, needle: str, sel: str = "", host: str = "") -> str:
+    """The page's text (or that of `sel` in the shadow roots of `host`) once it holds `needle`; "" if it never does."""
+    text, wanted = f"{SHOWN_TEXT}({json.dumps(sel)}, {json.dumps(host)})", json.dumps(needle)
+    return str(browser.wait_for(tab, f"(() => {{ const t = {text}; return t.includes({wanted}) ? t : ''; }})()") or "")
+
+
 def png_size(png: bytes) -> tuple[int, int]:
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR", "not a PNG"
     return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
 
+@NEEDS_CHROMIUM
 def test_the_hparams_tab_shows_trial_state_and_searched_values_without_a_click(
         tensorboard: str, chromium: Chromium, tmp_path: Path) -> None:
     tab = chromium.open(f"{tensorboard}/#hparams")
-    header = f"{SHOWN_TEXT}('th, vaadin-grid-cell-content', 'tf-hparams-table-view')"
-    shown = chromium.wait_for(tab, f"(() => {{ const t = {header}; return t.includes('#trial') ? t : ''; }})()")
-    rows = f"{SHOWN_TEXT}('.table-cell', 'tf-hparams-table-view')"  # the sessions come after the columns
-    cells = chromium.wait_for(tab, f"(() => {{ const t = {rows}; return t.includes('failed') ? t : ''; }})()")
+    shown = shown_with(chromium, tab, "#trial", "th, vaadin-grid-cell-content", "tf-hparams-table-view")
+    cells = shown_with(chromium, tab, "failed", ".table-cell", "tf-hparams-table-view")  # rows come after columns
     png = chromium.screenshot(tab, tmp_path / "hparams.png")
     assert shown, f"no #trial column in the HPARAMS tab (screenshot: {tmp_path / 'hparams.png'})"
     columns = [line.strip() for line in shown.splitlines() if line.strip()]
@@ -244,18 +248,18 @@ def test_the_hparams_tab_shows_trial_state_and_searched_values_without_a_click(
     assert width == 1600 and height > 500 and len(png) > 20_000, (width, height, len(png))  # a page, not a blank
 
 
+@NEEDS_CHROMIUM
+@pytest.mark.skipif(DASHBOARD is None,
+                    reason='optuna-dashboard is not installed (pip install -e ".[dev]" or ".[dashboard]")')
 def test_optuna_dashboard_shows_the_study(logs: Path, chromium: Chromium) -> None:
-    if shutil.which("optuna-dashboard") is None:
-        pytest.skip('optuna-dashboard is not installed (pip install -e ".[dashboard]")')
     url = f"http://127.0.0.1:{free_port()}"
-    server = serve(["optuna-dashboard", f"sqlite:///{logs / STUDY / 'study.db'}", "--host", "127.0.0.1", "--port",
+    assert DASHBOARD is not None
+    server = serve([DASHBOARD, f"sqlite:///{logs / STUDY / 'study.db'}", "--host", "127.0.0.1", "--port",
                     url.rsplit(":", 1)[1]], f"{url}/api/studies")
     try:
         tab = chromium.open(f"{url}/dashboard")
-        listed = chromium.wait_for(tab, f"(() => {{ const t = {SHOWN_TEXT}(); return t.includes('{STUDY}') ? t : ''; }})()")
-        assert listed, chromium.evaluate(tab, SHOWN_TEXT + "()")
-        tab = chromium.open(f"{url}/dashboard/studies/1")
-        page = chromium.wait_for(tab, f"(() => {{ const t = {SHOWN_TEXT}(); return t.includes('hidden') ? t : ''; }})()")
-        assert page and "lr" in page, chromium.evaluate(tab, SHOWN_TEXT + "()")
+        assert shown_with(chromium, tab, STUDY), chromium.evaluate(tab, SHOWN_TEXT + "()")  # the list of studies
+        tab = chromium.open(f"{url}/dashboard/studies/1")  # the study's own page: its searched parameters
+        assert "lr" in shown_with(chromium, tab, "hidden"), chromium.evaluate(tab, SHOWN_TEXT + "()")
     finally:
         stop(server)
