@@ -41,7 +41,8 @@ def test_a_local_sweep_with_two_workers_runs_ordinary_runs(tmp_path: Path) -> No
                  "--lr", "1e-3:1e-1:log", "--hidden", "8,16")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     study = study_of(save_dir, "s")
-    # two workers finishing together may both start a trial for the last place: one more, never a failure
+    # running trials count toward --trials; two workers ending trials in the same instant may still both start
+    # one for the last place: one more, never a failure
     assert set(states(study)) == {"COMPLETE"} and 4 <= states(study)["COMPLETE"] <= 5
     workers = {trial.user_attrs["worker"] for trial in study.trials}
     assert len(workers) == 2  # two worker processes shared the trials
