@@ -37,10 +37,9 @@ from typing import Any
 import trainer
 from util import runs, sweeps
 
-# A worker is this process forked once the study is ready (Lightning imported: a trial costs its training alone), or
-# where fork is not the platform's way, a fresh interpreter that imports it again.
+# Workers: this process forked once the study exists (Lightning imported), else fresh interpreters (macOS, Windows).
 WORKERS = (multiprocessing.get_context("fork") if sys.platform.startswith("linux")
-           else multiprocessing.get_context("spawn"))  # each call typed: a ForkContext or a SpawnContext
+           else multiprocessing.get_context("spawn"))  # two typed calls: mypy knows each context's Process
 
 EPILOG = """examples:
   python sweep.py --trials 20 --workers 2 --lr 1e-4:1e-1:log --hidden 16,32,64 --max_epochs 20
@@ -148,8 +147,7 @@ def supervise(plan: sweeps.Plan) -> int:
 
 
 def work(plan: sweeps.Plan, index: int, log: Path) -> None:
-    """A worker process, forked with Lightning imported: its output to its log file, then trials until the study is
-    done (util/sweeps.py's work; its exit code says how it ended)."""
+    """A worker process: its output to its log file, then trials until the study is done (exit code: how)."""
     with log.open("ab") as out:
         os.dup2(out.fileno(), sys.stdout.fileno())
         os.dup2(out.fileno(), sys.stderr.fileno())
