@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # Installs the binaries behind the tests that start a real single-node SLURM and a real PostgreSQL
-# (tests/services.py starts and stops its own daemons; nothing here starts one).
+# (tests/services.py starts and stops its own daemons; nothing here starts one), and the headless Chromium in which
+# the generated project's tests/test_sweep_views.py looks at TensorBoard's HPARAMS tab and at optuna-dashboard.
 # Idempotent: when every binary is present it returns at once, without calling apt.
 # Not root or no apt: says which tests will skip and exits 0 (the tests skip themselves too).
 set -euo pipefail
 
 have_slurm() { command -v slurmctld && command -v slurmd && command -v sbatch && command -v munged; } >/dev/null
 have_postgres() { compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' && compgen -G '/usr/lib/postgresql/*/bin/initdb'; } >/dev/null
+have_chromium() { command -v chromium; } >/dev/null
 
 packages=()
 want_slurm=0 want_postgres=0
 have_slurm || { want_slurm=1; packages+=(slurmctld slurmd slurm-client munge); }
 have_postgres || { want_postgres=1; packages+=(postgresql); }
+have_chromium || packages+=(chromium)
 [ ${#packages[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
-    echo "services.sh: cannot install ${packages[*]} (needs root and apt-get): the SLURM/PostgreSQL tests will skip"
+    echo "services.sh: cannot install ${packages[*]} (needs root and apt-get): the SLURM/PostgreSQL/browser tests will skip"
     exit 0
 fi
 

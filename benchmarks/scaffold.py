@@ -27,8 +27,10 @@ def render_project(work: Path, name: str, threads: int = 0) -> tuple[Path, dict[
         del env[variable]
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    # this working tree's litscaffold renders (not whichever one the environment has installed)
     done = subprocess.run([sys.executable, "-m", "litscaffold", "new-project", name, "--defaults"], cwd=work,
-                          env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+                          env={**env, "PYTHONPATH": str(REPO / "src")}, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)
     if done.returncode:
         sys.exit(f"new-project failed ({done.returncode}): {done.stderr[-3000:]}")
     return work / name, env

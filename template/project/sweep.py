@@ -20,21 +20,26 @@ in each worker and what a trial's run reports to it.
 from __future__ import annotations
 
 import argparse
+import gc
+import multiprocessing
 import os
 import shlex
 import signal
 import socket
-import subprocess
 import sys
 import time
 import warnings
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 import trainer
 from util import runs, sweeps
 
-WORKER_INDEX = "SWEEP_WORKER_INDEX"  # the worker's number: its sampler's seed differs from the others'
+# Workers: this process forked once the study exists (Lightning imported), else fresh interpreters (macOS, Windows).
+WORKERS = (multiprocessing.get_context("fork") if sys.platform.startswith("linux")
+           else multiprocessing.get_context("spawn"))  # two typed calls: mypy knows each context's Process
 
 EPILOG = """examples:
   python sweep.py --trials 20 --workers 2 --lr 1e-4:1e-1:log --hidden 16,32,64 --max_epochs 20
@@ -72,12 +77,9 @@ def parse(argv: list[str] | None) -> sweeps.Plan:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if sweeps.WORKER_ENV in os.environ:  # one of the workers started below: trials in this process
-        plan = sweeps.Plan.from_json(os.environ[sweeps.WORKER_ENV])
-        return sweeps.work(plan, trainer.main, int(os.environ.get(WORKER_INDEX, "0")))
     plan = parse(argv)
     print(f"Study {plan.study}: {plan.trials} trials in {plan.series_dir}", flush=True)
-    code = supervise(plan, __file__)
+    code = supervise(plan)
     if code in sweeps.INTERRUPTED:
         print("sweep.py: interrupted; the running trials saved their state: the same command continues them",
               file=sys.stderr)
@@ -90,28 +92,33 @@ def main(argv: list[str] | None = None) -> int:
 # ---- the sweep: workers started, replaced when they die, stopped together ----------------------------------------
 
 
-def supervise(plan: sweeps.Plan, script: str) -> int:
-    """Start plan.workers worker processes of sweep.py and keep that many until the study is done, saying one line per
-    finished trial (each worker's own output goes to <study>/workers/); 0 when done, 130 on Ctrl-C (143 on SIGTERM: the
-    running trials are saved and continue with the same command), 3 when trials cannot succeed."""
+def supervise(plan: sweeps.Plan) -> int:
+    """Start plan.workers worker processes and keep that many until the study is done, saying one line per finished
+    trial (each worker's own output goes to <study>/workers/); 0 when done, 130 on Ctrl-C (143 on SIGTERM: the running
+    trials are saved and continue with the same command), 3 when trials cannot succeed."""
     sweeps.retry_orphans(plan)
     logs = Path(plan.series_dir) / "workers"
     logs.mkdir(parents=True, exist_ok=True)
+    study = sweeps.load(plan)  # this process's: it keeps no database connection open that a worker would inherit
 
-    def start(index: int) -> subprocess.Popen[bytes]:
-        with (logs / f"{socket.gethostname()}-{os.getpid()}-{index}.log").open("ab") as log:
-            return subprocess.Popen([sys.executable, script], stdout=log, stderr=subprocess.STDOUT,
-                                    env={**os.environ, sweeps.WORKER_ENV: plan.to_json(), WORKER_INDEX: str(index)})
+    def start(index: int) -> BaseProcess:
+        gc.collect()
+        gc.freeze()  # what is here now stays shared with the workers: their gc after each trial skips it
+        worker = WORKERS.Process(target=work, args=(plan, index, logs / f"{socket.gethostname()}-{os.getpid()}-"
+                                                                          f"{index}.log"))
+        worker.start()
+        return worker
 
     procs = {index: start(index) for index in range(plan.workers)}
     stopped_by = sweeps.signals_as_ctrl_c()
     codes: list[int] = []
     said: set[int] = set()
-    replaced, polls = 0, 0
+    replaced = 0
     try:
         while procs:
+            wait([proc.sentinel for proc in procs.values()], timeout=2)  # a worker ended, or time to say what finished
             for index, proc in list(procs.items()):
-                if (code := proc.poll()) is None:
+                if (code := proc.exitcode) is None:
                     continue
                 del procs[index]
                 codes.append(code)
@@ -119,22 +126,19 @@ def supervise(plan: sweeps.Plan, script: str) -> int:
                     if code != 0:  # the others would meet the same fate: stop them the same way
                         stop(procs.values())
                     continue
-                sweeps.retry_trials_of(sweeps.load(plan), proc.pid)  # died (kill -9, out of memory): retry its trial
+                sweeps.retry_trials_of(study, proc.pid or 0)  # died (kill -9, out of memory): retry its trial
                 replaced += 1
                 if replaced <= plan.trials + plan.workers:
                     print(f"worker {proc.pid} died (exit {code}); a new worker continues its trial", flush=True)
                     procs[index] = start(index)
-            polls += 1
-            if polls % 10 == 0 or not procs:
-                say_finished(plan, said)
-            time.sleep(0.2)
+            say_finished(study, said)
     except KeyboardInterrupt:
         stop(procs.values())
         return stopped_by[-1] if stopped_by else 130
     if sweeps.EXIT_STREAK in codes:
         from optuna.trial import TrialState
 
-        failed = [t for t in sweeps.load(plan).get_trials(deepcopy=False) if t.state == TrialState.FAIL]
+        failed = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.FAIL]
         first = failed[-sweeps.FAILURE_STREAK].user_attrs.get("failed_because", "?") if failed else "?"
         print(f"sweep.py: error: {sweeps.FAILURE_STREAK} trials failed one after another, the first with: {first}",
               file=sys.stderr, flush=True)
@@ -142,13 +146,21 @@ def supervise(plan: sweeps.Plan, script: str) -> int:
                 codes else 0)
 
 
-def say_finished(plan: sweeps.Plan, said: set[int]) -> None:
+def work(plan: sweeps.Plan, index: int, log: Path) -> None:
+    """A worker process: its output to its log file, then trials until the study is done (exit code: how)."""
+    with log.open("ab") as out:
+        os.dup2(out.fileno(), sys.stdout.fileno())
+        os.dup2(out.fileno(), sys.stderr.fileno())
+    sys.exit(sweeps.work(plan, trainer.main, index))
+
+
+def say_finished(study: Any, said: set[int]) -> None:
     """One line for each trial that finished since the last look."""
     from optuna.storages import RetryHeartbeatStaleTrialCallback
     from optuna.trial import TrialState
 
     ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    for t in sweeps.load(plan).get_trials(deepcopy=False, states=ended):
+    for t in study.get_trials(deepcopy=False, states=ended):
         if t.number in said:
             continue
         said.add(t.number)
@@ -164,12 +176,11 @@ def stop(procs: Any) -> None:
     """Ctrl-C reached every worker already (one process group); one that did not get it is sent SIGINT."""
     deadline = time.monotonic() + 3
     for proc in procs:
-        while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.exitcode is None and proc.pid is not None:
+            os.kill(proc.pid, signal.SIGINT)
     for proc in procs:
-        proc.wait()
+        proc.join()
 
 
 # ---- the outcome: best trials, plots --------------------------------------------------------------------------------

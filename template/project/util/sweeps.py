@@ -2,10 +2,10 @@
 (trainer.py --folds K).
 
 A sweep is an Optuna study whose trials are ordinary runs (folder, checkpoints, HPARAMS row, provenance, exact
-resume). sweep.py plans it and keeps --workers processes; each imports Lightning once and runs trials one after another
-with Optuna's own loop (`study.optimize` calling trainer.main). Optuna's public API does the rest: heartbeats and stale
-trials (RDBStorage, SQLite included), the count across workers (MaxTrialsCallback), retries with the same parameters
-(RetryHeartbeatStaleTrialCallback), pruning (trial.report / should_prune, with a warm-up).
+resume). sweep.py plans it and keeps --workers processes, forked once Lightning is imported; each runs trials one after
+another with Optuna's own loop (`study.optimize` calling trainer.main). Optuna's public API does the rest: heartbeats
+and stale trials (RDBStorage, SQLite included), the count across workers (MaxTrialsCallback), retries with the same
+parameters (RetryHeartbeatStaleTrialCallback), pruning (trial.report / should_prune, with a warm-up).
 
 What Optuna does not do, and this module does: read the search space from trainer.py's flags (``LOW:HIGH[:log]``,
 ``a,b,c``), run trials as trainer.py runs, CONTINUE a retried trial's run from its last checkpoint, retry a stopped or
@@ -16,7 +16,6 @@ into folds. Pruning reports from a small callback of ours: optuna-integration's 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -27,7 +26,7 @@ import time
 import urllib.parse
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,6 @@ from torch.utils.data import ConcatDataset, Subset
 
 from util import cli, runs
 
-WORKER_ENV = "SWEEP_WORKER"  # the plan, for the worker processes sweep.py starts
 HEARTBEAT, GRACE = 10, 40  # seconds: a running trial's worker says it is alive; after GRACE without, it is dead
 FAILURE_STREAK = 3  # trials failing one after another: the sweep cannot succeed (a flag every trial rejects)
 EXIT_STREAK = 3
@@ -170,7 +168,7 @@ def values_of(params: dict[str, Any], space: list[Param]) -> list[str]:
 
 @dataclass
 class Plan:
-    """Everything a worker needs (JSON: handed to worker processes in the environment)."""
+    """Everything a worker needs: the study, its storage, the space and the fixed trainer.py flags."""
 
     study: str
     storage: str
@@ -184,14 +182,6 @@ class Plan:
     space: list[Param]
     series_dir: str
     workers: int = 1
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> Plan:
-        data = json.loads(text)
-        return cls(**{**data, "space": [Param(**param) for param in data["space"]]})
 
 
 def make_plan(args: Any, tokens: list[str], defaults: cli.Defaults) -> Plan:
@@ -231,15 +221,16 @@ def make_plan(args: Any, tokens: list[str], defaults: cli.Defaults) -> Plan:
     plan = Plan(study, storage, trials, args.sampler, args.sampler_seed, args.prune, args.prune_warmup, direction,
                 [*fixed, "--name", study], space, str(series_dir), args.workers)
     if args.storage:
-        open_storage(args.storage)  # unreachable: refused before any folder is made
+        open_storage(args.storage, forks=True)  # unreachable: refused before any folder is made
     series_dir.mkdir(parents=True, exist_ok=True)
     _check_same_study(create(plan), plan, model, dataset)
     return plan
 
 
-def open_storage(url: str) -> Any:
+def open_storage(url: str, forks: bool = False) -> Any:
     """An Optuna storage with heartbeats and retries: an RDB URL (sqlite:///..., postgresql+psycopg2://...) or a
-    journal file path. One line (a SweepError) when it cannot be reached."""
+    journal file path. One line (a SweepError) when it cannot be reached. For sweep.py's own process (forks: it forks
+    the workers) no database connection stays open between calls: a worker must not inherit one."""
     import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
@@ -252,8 +243,11 @@ def open_storage(url: str) -> Any:
             if not Path(url).parent.is_dir():
                 raise SweepError(f"--storage {url}: the folder {Path(url).parent} does not exist")
             return optuna.storages.JournalStorage(JournalFileBackend(url))
+        from sqlalchemy.pool import NullPool
+
         connect = {"timeout": 60} if url.startswith("sqlite") else {"connect_timeout": 10} if "postgres" in url else {}
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": connect}, heartbeat_interval=HEARTBEAT,
+        engine = {"connect_args": connect, **({"poolclass": NullPool} if forks else {})}
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT,
                                           grace_period=GRACE,
                                           heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(None))
     except SweepError:
@@ -271,7 +265,8 @@ def create(plan: Plan) -> Any:
     for attempt in range(10):
         try:
             with _turn(plan.storage):
-                return optuna.create_study(study_name=plan.study, storage=open_storage(plan.storage), load_if_exists=True,
+                return optuna.create_study(study_name=plan.study, storage=open_storage(plan.storage, forks=True),
+                                           load_if_exists=True,
                                            direction="maximize" if plan.direction == "maximize" else "minimize")
         except SweepError:
             raise
@@ -319,15 +314,18 @@ def _check_same_study(study: Any, plan: Plan, model: str, dataset: str) -> None:
                                  "a study keeps its choices: give the same ones, or another --study") from None
 
 
-def load(plan: Plan, worker: int = 0) -> Any:
+def load(plan: Plan, worker: int | None = None) -> Any:
+    """The study, for worker number `worker` (its sampler's seed differs from the others'), or for sweep.py's own
+    process (None: it only reads and retries, and forks the workers)."""
     import optuna
 
-    seed = None if plan.sampler_seed is None else plan.sampler_seed + worker  # workers must not sample alike
+    seed = None if plan.sampler_seed is None else plan.sampler_seed + (worker or 0)  # workers must not sample alike
     sampler = (optuna.samplers.GridSampler({p.name: p.grid() for p in plan.space}, seed=seed)
                if plan.sampler == "grid" else optuna.samplers.RandomSampler(seed=seed)
                if plan.sampler == "random" else optuna.samplers.TPESampler(seed=seed))
     pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=plan.prune_warmup)
-    return optuna.load_study(study_name=plan.study, storage=open_storage(plan.storage), sampler=sampler, pruner=pruner)
+    return optuna.load_study(study_name=plan.study, storage=open_storage(plan.storage, forks=worker is None),
+                             sampler=sampler, pruner=pruner)
 
 
 # ---- a worker: trials one after another, in this process --------------------------------------------------------
@@ -358,8 +356,9 @@ class Interrupted(KeyboardInterrupt):
 
 
 def work(plan: Plan, main: Callable[[list[str]], Path | None], worker: int = 0) -> int:
-    """Run trials until the study has --trials complete or pruned ones (Optuna's count, across workers); the exit code
-    says how it ended (0; 130/143/129 interrupted; 3 when trials failed one after another)."""
+    """Run trials until the study has --trials complete, pruned or running ones (Optuna's count, across workers: a
+    worker stops rather than train one too many; a running trial that fails or stops is not counted: one goes on);
+    the exit code says how it ended (0; 130/143/129 interrupted; 3 when trials failed one after another)."""
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
@@ -373,9 +372,9 @@ def work(plan: Plan, main: Callable[[list[str]], Path | None], worker: int = 0) 
             study.stop()
 
     try:
+        enough = MaxTrialsCallback(plan.trials, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
         study.optimize(lambda trial: _objective(plan, main, study, trial), catch=(TrialFailed,), gc_after_trial=True,
-                       callbacks=[MaxTrialsCallback(plan.trials, states=(TrialState.COMPLETE, TrialState.PRUNED)),
-                                  count_failures])
+                       callbacks=[enough, count_failures])
     except KeyboardInterrupt as stop:  # Ctrl-C between trials, or a trial's run Interrupted
         retry_trials_of(study, os.getpid())
         return int(stop.args[0]) if isinstance(stop, Interrupted) else stopped_by[-1] if stopped_by else 130
@@ -435,8 +434,7 @@ def retry_trials_of(study: Any, pid: int) -> None:
         if trial.user_attrs.get("worker") == worker and stopped and trial.number not in retried:
             study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
             retry(study, study.get_trials(deepcopy=False)[trial.number])
-            print(f"trial {trial.number}: stopped with its worker (pid {pid}); it is continued as a new trial",
-                  flush=True)
+            print(f"trial {trial.number}: stopped with its worker (pid {pid}); a new trial continues it", flush=True)
 
 
 def retry_orphans(plan: Plan) -> None:
@@ -481,12 +479,13 @@ def in_trial() -> bool:
     return _current is not None
 
 
-def trial_fields(state: str) -> dict[str, Any]:
-    """What leads a trial's HPARAMS row: #trial, #state, its searched parameters. TensorBoard ticks the first five
-    columns (varying first, then by name) and "#" sorts before letters: these stay in view whatever else is shown."""
+def trial_fields(state: str, hparams: dict[str, Any]) -> dict[str, Any]:
+    """A run's HPARAMS row; a trial's is led by #trial, #state and its searched values (#lr ..., not again as lr):
+    TensorBoard ticks the first five columns (varying ones first, then by name) and "#" sorts before letters."""
     if _current is None:
-        return {}
-    return {"#trial": _current.trial.number, "#state": state, **{f"#{name}": v for name, v in _current.params.items()}}
+        return hparams
+    lead = {"#trial": _current.trial.number, "#state": state, **{f"#{name}": v for name, v in _current.params.items()}}
+    return {**lead, **{name: value for name, value in hparams.items() if name not in _current.params}}
 
 
 def trial_record() -> dict[str, Any] | None:

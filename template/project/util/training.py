@@ -262,7 +262,7 @@ class HParamsTab(Callback):
             return
         self.ended = True
         if self.at_end:
-            self._write(trainer, _session_start({**sweeps.trial_fields(state), **self.hparams}))
+            self._write(trainer, _session_start(sweeps.trial_fields(state, self.hparams)))
         status = {"failed": api_pb2.STATUS_FAILURE, "interrupted": api_pb2.STATUS_RUNNING}.get(state, api_pb2.STATUS_SUCCESS)
         self._write(trainer, _summary(metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(
             session_end_info=plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=time.time()))))

@@ -41,7 +41,8 @@ def test_a_local_sweep_with_two_workers_runs_ordinary_runs(tmp_path: Path) -> No
                  "--lr", "1e-3:1e-1:log", "--hidden", "8,16")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     study = study_of(save_dir, "s")
-    # two workers finishing together may both start a trial for the last place: one more, never a failure
+    # running trials count toward --trials; two workers ending trials in the same instant may still both start
+    # one for the last place: one more, never a failure
     assert set(states(study)) == {"COMPLETE"} and 4 <= states(study)["COMPLETE"] <= 5
     workers = {trial.user_attrs["worker"] for trial in study.trials}
     assert len(workers) == 2  # two worker processes shared the trials
@@ -58,6 +59,12 @@ def test_a_local_sweep_with_two_workers_runs_ordinary_runs(tmp_path: Path) -> No
     assert f"trial {best.number}: {best.value:.6g}" in proc.stdout
     command = next(line for line in proc.stdout.splitlines() if line.startswith("Train the best again: python "))
     assert "--name s" in command and f"--hidden {best.params['hidden']}" in command
+    plots = [save_dir / "s" / f"{name}.png" for name in ("optimization_history", "param_importances",
+                                                         "parallel_coordinate")]
+    assert all(str(plot) in proc.stdout for plot in plots), proc.stdout  # "Plots: ..." names each file
+    for plot in plots:  # Optuna's plots beside the study, drawn
+        png = plot.read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000, (plot, len(png))
 
 
 def start_and_wait_for_a_checkpoint(save_dir: Path, study: str, flags: list[str],
