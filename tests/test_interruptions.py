@@ -184,5 +184,5 @@ def test_adopt_at_every_step(tmp_path: Path) -> None:
         assert _head_subject(world).startswith("Adopt litscaffold template") and _clean(world)
         assert (world / PROJECT / "model" / "lit_regressor.py").is_file()
 
-    outcomes = _every_step(make, ("adopt",), done)
+    outcomes = every_step(make, ("adopt",), done)
     assert "undone" in outcomes and outcomes[-1] == "committed"
