@@ -57,6 +57,7 @@ def test_the_generators_dev_extras_install_what_a_generated_project_needs(render
     assert missing == [], f"add to pyproject.toml's dev extras: {missing}"
 
 
+@pytest.mark.slow
 def test_the_pre_commit_hook_passes_on_a_fresh_project(project: Path, tmp_path: Path) -> None:
     copy = project
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -74,6 +75,7 @@ def test_the_pre_commit_hook_passes_on_a_fresh_project(project: Path, tmp_path: 
         proc.stdout
 
 
+@pytest.mark.slow
 def test_a_deprecated_api_in_project_code_fails_the_projects_tests(project: Path) -> None:
     """The project's pytest settings turn deprecations raised on behalf of its own code into failures (the next
     release of pytest, Lightning or TensorBoard would otherwise break a new machine first), while deprecations

@@ -22,6 +22,8 @@ from hostile_helpers import (
     state,
 )
 
+pytestmark = pytest.mark.slow  # every step of each command, one process per step
+
 HUP = signal.SIGHUP
 
 

@@ -25,6 +25,8 @@ from hostile_helpers import (
     state,
 )
 
+pytestmark = pytest.mark.slow  # every step of each command, one process per step
+
 
 def _while_rendering(world: Path, args: tuple[str, ...], done, cwd: str = PROJECT, watch: Path | None = None) -> str:
     """SIGINT while copier renders into litscaffold's scratch folder."""

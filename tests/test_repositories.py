@@ -13,6 +13,8 @@ import pytest
 from conftest import ADDED_FILE, DROPPED_FILE, TemplateHistory, run_cli, tree_digest
 from hostile_helpers import commit_all, git
 
+pytestmark = pytest.mark.slow  # whole updates in unusual repositories
+
 
 def _mono(where: Path) -> Path:
     """A repository with work of its own at the top and in a sibling folder."""

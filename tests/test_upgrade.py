@@ -15,6 +15,8 @@ from conftest import git, run_cli, scaffold, tree_digest
 from litscaffold.snapshot import released
 from litscaffold.template import TemplateSource, current_version, parse_version
 
+pytestmark = pytest.mark.slow  # a project of every released version, updated
+
 OLDER = [version for version in sorted(released(), key=parse_version)
          if parse_version(version) < parse_version(current_version())]
 MARKERS = re.compile(r"^<<<<<<< before updating\n(.*?)^=======\n(.*?)^>>>>>>> after updating\n", re.DOTALL | re.MULTILINE)
