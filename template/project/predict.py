@@ -77,7 +77,10 @@ def main(argv: list[str] | None = None) -> Path:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        device = torch.device(args.device)
+        try:
+            device = torch.device(args.device)
+        except RuntimeError:
+            raise runs.RunError(f"--device {args.device}: not a torch device; use cpu, cuda or cuda:N") from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise runs.RunError(f"--device {args.device}: this machine has no CUDA GPU; use --device cpu")
         run_dir, checkpoint = find(args.run, args.save_dir, args.model, args.dataset)
@@ -100,7 +103,7 @@ def main(argv: list[str] | None = None) -> Path:
         output = args.output or run_dir / f"predictions-{name}.csv"
         rows = write_csv(output, table)
     except (runs.RunError, OSError, ValueError) as problem:  # a missing file or column: one line, no traceback
-        parser.error(" ".join(str(problem).split()))
+        parser.exit(2, f"predict.py: error: {' '.join(str(problem).split())}\n")  # one line: the flags were fine
     print(f"{rows} predictions from {checkpoint} -> {output}")
     return output
 
@@ -331,10 +334,14 @@ def inputs_loader(path: Path, wanted: str | None, trained: Trained, batch_size: 
                             " nor the dataset (an `info` property) records it")
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:  # a spreadsheet's BOM is no part of a name
-            reader = csv.DictReader(handle)
-            found, rows = [name.strip() for name in reader.fieldnames or []], [list(row.values()) for row in reader]
+            reader = csv.reader(handle)
+            found = [name.strip() for name in next(reader, [])]
+            rows = [(reader.line_num, row) for row in reader if row]  # blank lines skipped
     except (OSError, UnicodeDecodeError, csv.Error) as problem:
-        raise runs.RunError(f"--inputs {path}: cannot read it as CSV text ({problem})") from None
+        raise runs.RunError(f"--inputs {path}: cannot read it as CSV text in UTF-8 ({problem}); save it as UTF-8 "
+                            "CSV") from None
+    if not found:
+        raise runs.RunError(f"--inputs {path} is empty; give a CSV file with a header line and one row per example")
     names = [name.strip() for name in wanted.split(",")] if wanted else found
     if missing := [name for name in names if name not in found]:
         raise runs.RunError(f"{path} has no column {', '.join(missing)}; its columns: {', '.join(found)}")
@@ -345,7 +352,9 @@ def inputs_loader(path: Path, wanted: str | None, trained: Trained, batch_size: 
         raise runs.RunError(f"{path} holds a header and no rows to predict")
     positions = [found.index(name) for name in names]
     values = []
-    for number, row in enumerate(rows, start=2):
+    for number, row in rows:
+        if len(row) != len(found):
+            raise runs.RunError(f"{path}: row {number} has {len(row)} values for {len(found)} columns; fix it")
         try:
             values.append([float(row[i]) for i in positions])
         except (ValueError, IndexError, TypeError):
@@ -355,7 +364,7 @@ def inputs_loader(path: Path, wanted: str | None, trained: Trained, batch_size: 
     x = torch.tensor(values, dtype=torch.float32).reshape(len(rows), *shape)
     transform = getattr(trained.datamodule, "transform_inputs", None)  # BaseDataModule's; others take values as is
     x = transform(x) if transform is not None else x
-    table = {name: [row[i] for row in rows] for name, i in zip(names, positions)}
+    table = {name: [row[i] for _, row in rows] for name, i in zip(names, positions)}
     return DataLoader(TensorDataset(x), batch_size=batch_size), table
 
 
