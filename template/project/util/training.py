@@ -119,8 +119,7 @@ QUIET = {
     "💡 Tip:": "adverts for Lightning's cloud services",
     "GPU available:": "what the devices are: --accelerator and --devices say what is used",
     "TPU available:": "as above",
-    "Total FLOPs: 0": "a model summary line that is 0 without an example_input_array",
-}
+    "Total FLOPs: 0": "a model summary line that is 0 without an example_input_array"}
 
 
 class _Quiet(logging.Filter):
