@@ -33,6 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from util import cli, components, runs  # first: util/ checks the working folder before torch loads
+
+# isort: split
 import lightning.pytorch as pl
 import torch
 from jsonargparse import ArgumentError
@@ -44,7 +47,6 @@ from torch.utils.data import DataLoader, TensorDataset
 from data import DATASETS
 from data.base import DataInfo
 from model import MODELS
-from util import cli, components, runs
 
 MAX_INPUT_COLUMNS = 16  # wider inputs (images) are not copied into the CSV
 
