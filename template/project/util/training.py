@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -145,6 +146,8 @@ def keep_library_noise_off_screen(setup: cli.Setup) -> None:
         QUIET.pop(PER_EPOCH_LOGGING, None)
     if setup.args.verbose or getattr(warnings.showwarning, "quiet", False):
         return
+    hook = threading.excepthook  # TensorBoard's writer raises its error again in the run's thread: one line there
+    threading.excepthook = lambda args: None if type(args.thread).__module__.startswith("tensorboard") else hook(args)
     for name in ("lightning.pytorch", "lightning.fabric"):
         for handler in logging.getLogger(name).handlers:
             handler.addFilter(_Quiet())
@@ -359,7 +362,7 @@ class Interruption(Callback):
         if self.run_dir is not None and trainer.state.fn == "fit" and not trainer.sanity_checking \
                 and trainer.global_step > 0:
             self.saved = self.run_dir.resolve() / runs.CHECKPOINTS / runs.LAST
-            trainer.save_checkpoint(self.saved)  # written beside, then renamed (runs.AtomicCheckpointIO)
+            trainer.save_checkpoint(self.saved, weights_only=False)  # all states, written beside then renamed
 
     @property
     def exit_code(self) -> int:
@@ -548,7 +551,7 @@ def best_for_testing(run: runs.Run, trainer: pl.Trainer, swa: bool) -> tuple[boo
         return False, None
     if swa and run.dir is not None:  # SWA's averaged weights exist only in memory at the end of fit
         path = run.dir.resolve() / runs.CHECKPOINTS / "swa.ckpt"
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)
         return True, str(path)
     checkpoint = trainer.checkpoint_callback
     return True, (checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else "") or None
