@@ -182,19 +182,23 @@ def load(run_dir: Path, checkpoint: Path, device: torch.device | str = "cpu") ->
     else:
         model_kwargs, data_kwargs = dict(info["model_hparams"]), dict(info["data_hparams"])
     state = runs.load_checkpoint(checkpoint)
-    data_cls, model_cls = DATASETS[info["dataset"]], MODELS[info["model"]]
-    datamodule = data_cls(**data_kwargs)
-    if data_cls.__qualname__ in state:  # what its state_dict() returned at training time (e.g. its statistics)
-        datamodule.load_state_dict(state[data_cls.__qualname__])
-    recorded = info.get("data_info")  # as the model was built from them: no need to read the training data again
-    data_info = DataInfo(recorded["task"], tuple(recorded["input_shape"]), recorded["num_outputs"]) if isinstance(
-        recorded, dict) else components.declared_info(datamodule)
-    wired = {name: getattr(data_info, name) for name in components.WIRED
-             if data_info is not None and components.takes(model_cls, name)}
     if not isinstance(state.get("state_dict"), dict):
         raise runs.RunError(f"{checkpoint} holds no model weights (no state_dict)")
-    try:
+    data_cls, model_cls = DATASETS[info["dataset"]], MODELS[info["model"]]
+    recorded = info.get("data_info")  # as the model was built from them: no need to read the training data again
+    try:  # from what the run recorded: a value its classes refuse is the record's fault
+        datamodule = data_cls(**data_kwargs)
+        data_info = DataInfo(recorded["task"], tuple(recorded["input_shape"]), int(recorded["num_outputs"])) if \
+            isinstance(recorded, dict) else components.declared_info(datamodule)
+        wired = {name: getattr(data_info, name) for name in components.WIRED
+                 if data_info is not None and components.takes(model_cls, name)}
         model = model_cls(**wired, **model_kwargs)
+    except (TypeError, KeyError, ValueError, RuntimeError) as problem:
+        raise runs.RunError(f"{run_dir} cannot be rebuilt from {runs.RUN_FILE} or {runs.CONFIG_FILE} "
+                            f"({type(problem).__name__}: {problem}); restore them, or use another run") from None
+    try:
+        if data_cls.__qualname__ in state:  # what its state_dict() returned at training time (e.g. its statistics)
+            datamodule.load_state_dict(state[data_cls.__qualname__])
         model.on_load_checkpoint(state)
         model.load_state_dict(state["state_dict"])
     except (RuntimeError, KeyError, TypeError) as problem:  # another model's weights

@@ -247,6 +247,30 @@ def test_a_broken_or_incomplete_run_json_is_one_line_for_predict_and_resume(
     assert disk(copy) == before
 
 
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                    max_leaves=5)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.sampled_from([*runs.REQUIRED, "best_checkpoint", "data_info", "started"]), value=JSON)
+def test_any_value_in_run_json_predicts_or_is_one_line(trained: Path, tmp_path_factory: pytest.TempPathFactory,
+                                                        capsys: pytest.CaptureFixture[str], key: str,
+                                                        value: object) -> None:
+    copy = tmp_path_factory.mktemp("runjson") / "logs" / "s" / "r"
+    shutil.copytree(trained, copy)
+    (copy / "config.yaml").unlink()  # as a run made before 0.3.0: run.json alone says how it was built
+    (copy / "run.json").write_text(json.dumps({**json.loads((copy / "run.json").read_text()), key: value}))
+    before = disk(copy)
+    output = copy.parent.parent / "p.csv"
+    try:
+        predict.main([str(copy), "--output", str(output)])
+    except SystemExit:
+        line = refused(capsys, predict.main, [str(copy), "--output", str(output)])
+        assert line.startswith("predict.py: error:") and not output.exists()
+    assert disk(copy) == before
+
+
 def test_a_broken_provenance_json_is_said_and_predicting_goes_on(run: Path, tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     (run / "provenance.json").write_text('{"git": [')
