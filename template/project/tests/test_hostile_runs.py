@@ -139,6 +139,17 @@ def test_a_checkpoint_of_another_model_is_refused_before_anything_changes(run: P
     assert disk(run) == before  # the event files were not cut back, no folder or file added
     line = refused(capsys, predict.main, [str(run / "checkpoints" / "last.ckpt"), "--output", str(tmp_path / "p.csv")])
     assert "last.ckpt does not fit" in line and disk(run) == before
+    for checkpoint in run.glob("checkpoints/*.ckpt"):  # crafted: plain values where the weights should be
+        torch.save({"state_dict": {"body.0.weight": 5, "body.0.bias": [1]}, "global_step": "x"}, checkpoint)
+    before = disk(run)
+    assert "does not fit model" in refused(capsys, resume, run, "--max_epochs", "3") and disk(run) == before
+
+
+def test_a_spoilt_monitor_record_is_chosen_afresh_when_resuming(run: Path) -> None:
+    info = runs.read_info(run)
+    runs.write_info(run, {**info, "monitor": {"metric": 5, "mode": "sideways"}})
+    assert resume(run, "--max_epochs", "3") == run
+    assert runs.read_info(run)["monitor"] == info["monitor"] == {"metric": "loss/val", "mode": "min"}
 
 
 # ---- 3. one process per run folder; --version is one folder name --------------------------------------------------

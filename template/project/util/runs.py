@@ -233,9 +233,8 @@ def resume(spec: str, series_dir: Path, how: str = "resumed") -> Resume:
         if problems:
             print(f"Continuing from {path.relative_to(run_dir)}: {problems[0]}", flush=True)
         return Resume(run_dir, info, path, state, how)
-    if problems:
-        raise RunError(problems[0])
-    raise RunError(f"{run_dir} has no checkpoint (it stopped before its first); start a new run instead")
+    raise RunError(problems[0] if problems else f"{run_dir} has no checkpoint (it stopped before its first); start "
+                   "a new run instead")
 
 
 def requeued_run(series_dir: Path, argv: list[str]) -> Resume | None:

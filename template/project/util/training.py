@@ -69,9 +69,9 @@ class MetricChoice(Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         recorded = runs.read_info(self.run_dir).get("monitor") if self.run_dir and (
             self.run_dir / runs.RUN_FILE).is_file() else None
-        if stage == "fit" and not self.decided and isinstance(recorded, dict):  # a resumed run watches the same
-            self.mode = recorded.get("mode", self.mode)
-            self._apply(trainer, recorded.get("metric"), resumed=True)
+        if stage == "fit" and not self.decided and isinstance(recorded, dict) and recorded.get("mode") in ("min", "max"):
+            self.mode, metric = recorded["mode"], recorded.get("metric")  # a resumed run watches the same
+            self._apply(trainer, metric if isinstance(metric, str) else None, resumed=True)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         logged = validation_metrics(trainer)
@@ -470,16 +470,17 @@ def start(setup: cli.Setup, trainer_kwargs: dict[str, Any], info: DataInfo | Non
             print("barebones: no logger, checkpoints, callbacks or run folder (what Lightning's barebones mode forbids)")
         return runs.Run(None, args.name, "")
     if (resume := setup.resume) is not None:
+        saved = resume.state.get("state_dict")  # crafted or not: only its tensors' shapes are looked at
+        wrong = [key for key, value in model.state_dict().items()
+                 if getattr(saved.get(key) if isinstance(saved, dict) else None, "shape", None) != value.shape]
+        if wrong:
+            setup.error(f"--resume: {resume.checkpoint} does not fit model {setup.model_name!r} ({len(wrong)} of its "
+                        f"weights differ, e.g. {wrong[0]}); nothing was changed")
         run = runs.Run(resume.dir, resume.dir.parent.name, resume.dir.name, resume.how, resume.checkpoint)
         try:
             run.hold()
         except runs.RunError as problem:
             setup.error(str(problem))
-        wrong = [key for key, value in model.state_dict().items() if key not in resume.state.get("state_dict", {})
-                 or tuple(resume.state["state_dict"][key].shape) != tuple(value.shape)]
-        if wrong:
-            setup.error(f"--resume: {resume.checkpoint} does not fit model {setup.model_name!r} ({len(wrong)} of its "
-                        f"weights differ, e.g. {wrong[0]}); nothing was changed")
         if runs.launched_rank_is_zero():  # what the stopped process logged after its checkpoint is logged again
             runs.trim_events(resume.dir, runs.logged_step(resume.state))
             csv_file = resume.dir / "csv" / "metrics.csv"  # CSVLogger would delete it: keep the earlier part beside
