@@ -300,9 +300,11 @@ def test_a_truncated_checkpoint_is_one_line_for_predict(run: Path, tmp_path: Pat
     assert "is not a readable checkpoint" in line and disk(run) == before
 
 
-def test_logs_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("script", "flags"), [("trainer.py", [*QUIET, *SHORT]), ("sweep.py", ["--lr", "1e-3:1e-1"])])
+def test_logs_that_is_a_file_is_one_line(tmp_path: Path, script: str, flags: list[str],
+                                         capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "logs").write_text("notes")
-    line = refused(capsys, as_script, "trainer.py", "--save_dir", str(tmp_path / "logs"), *QUIET, *SHORT)
+    line = refused(capsys, as_script, script, "--save_dir", str(tmp_path / "logs"), *flags)
     assert "Not a directory" in line and str(tmp_path / "logs") in line
     assert (tmp_path / "logs").read_text() == "notes" and [p.name for p in tmp_path.iterdir()] == ["logs"]
 
