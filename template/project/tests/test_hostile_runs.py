@@ -9,9 +9,9 @@ import contextlib
 import hashlib
 import json
 import os
+import resource
 import runpy
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -155,8 +155,8 @@ def test_a_spoilt_monitor_record_is_chosen_afresh_when_resuming(run: Path) -> No
 # ---- 3. one process per run folder; --version is one folder name --------------------------------------------------
 
 
-def test_a_second_resume_of_a_running_run_is_refused_and_the_first_goes_on(run: Path,
-                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_second_resume_of_a_running_run_is_refused_and_a_full_disk_later_leaves_it_resumable(
+        run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     last = run / "checkpoints" / "last.ckpt"
     written = last.stat().st_mtime_ns
     first = subprocess.Popen([sys.executable, "trainer.py", "--resume", str(run), "--max_epochs", "100000",
@@ -169,12 +169,23 @@ def test_a_second_resume_of_a_running_run_is_refused_and_the_first_goes_on(run: 
         assert first.poll() is None, "the first resume ended before it could be disturbed"
         line = refused(capsys, resume, run, "--max_epochs", "100000")
         assert "is being trained by another process" in line
-    finally:
-        time.sleep(1)
-        first.send_signal(signal.SIGTERM)
+        time.sleep(1)  # the first trains on, undisturbed
+        # then its disk fills up: no file of its may grow past half a checkpoint (a checkpoint write fails midway)
+        limit = last.stat().st_size // 2
+        resource.prlimit(first.pid, resource.RLIMIT_FSIZE, (limit, limit))
         _, err = first.communicate(timeout=120)
-    assert first.returncode == 143, err  # stopped by us, its state saved: it never noticed the second
-    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] > 4
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    errors = [line for line in err.splitlines() if "error" in line.lower()]
+    assert first.returncode == 2 and "Traceback" not in err and len(errors) == 1, err
+    assert "File too large" in errors[0] and errors[0] == err.strip().splitlines()[-1]
+    assert not list(run.glob("checkpoints/.*partial*"))  # nothing half-written left
+    state = torch.load(last, weights_only=True)  # whole: the newest complete one
+    assert state["global_step"] > 4  # it trained on after the second was refused
+    assert resume(run, "--max_epochs", str(state["epoch"] + 2)) == run  # and the run goes on from there
+    assert torch.load(last, weights_only=True)["global_step"] > state["global_step"]
 
 
 @pytest.mark.parametrize("version", ["../../x", "..", ".", "", "a/b"])
