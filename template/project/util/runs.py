@@ -196,6 +196,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(partial, target)
+        except RuntimeError as problem:  # torch's zip writer hides a full disk's OSError behind an error of its own
+            raise problem.__context__ if isinstance(problem.__context__, OSError) else problem
         finally:
             partial.unlink(missing_ok=True)
 

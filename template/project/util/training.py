@@ -61,9 +61,8 @@ class MetricChoice(Callback):
     list (Lightning calls checkpoint callbacks last)."""
 
     def __init__(self, requested: str | None, mode: str, run_dir: Path | None) -> None:
-        self.requested, self.mode, self.run_dir = requested, mode, run_dir
+        self.requested, self.mode, self.run_dir, self.decided = requested, mode, run_dir, False
         self.metric: str | None = None
-        self.decided = False
         self.say = say  # for callbacks that only hold this one (sweeps' pruning)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -223,9 +222,8 @@ class HParamsTab(Callback):
     run wrote: a sweep trial (`at_end`) writes both when it ends; a resumed run again, after trim_events."""
 
     def __init__(self, hparams: dict[str, Any], at_end: bool = False) -> None:
-        self.hparams, self.at_end = hparams, at_end
+        self.hparams, self.at_end, self.ended = hparams, at_end, False
         self.best: float | None = None
-        self.ended = False
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self.at_end:
