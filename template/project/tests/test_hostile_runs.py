@@ -1,4 +1,4 @@
-"""Hostile states around a run (issue 19): broken or foreign files in a run folder, a checkpoint cut short, two processes
+"""Hostile states around a run: broken or foreign files in a run folder, a checkpoint cut short, two processes
 on one run, a folder deleted while training, inputs no model can predict from. Each refusal is one line, a non-zero exit
 and nothing changed on disk; what can go on (a readable older checkpoint, no validation at all) goes on.
 
@@ -77,7 +77,7 @@ def resume(run_dir: Path, *flags: str) -> Path | None:
     return trainer.main(["--resume", str(run_dir), *QUIET, *flags])
 
 
-# ---- 1. files in a run folder are data -------------------------------------------------------------------------
+# ---- files in a run folder are data ----------------------------------------------------------------------------------
 
 
 def test_a_best_checkpoint_that_links_out_of_the_run_is_refused(run: Path, tmp_path: Path,
@@ -92,7 +92,7 @@ def test_a_best_checkpoint_that_links_out_of_the_run_is_refused(run: Path, tmp_p
     assert disk(run.parent.parent) == before and not (tmp_path / "p.csv").exists()
 
 
-# ---- 2. a resume point is never lost -----------------------------------------------------------------------------
+# ---- a resume point is never lost ------------------------------------------------------------------------------------
 
 
 def test_a_checkpoint_write_cut_short_keeps_the_previous_one_whole(tmp_path: Path) -> None:
@@ -150,7 +150,7 @@ def test_a_spoilt_monitor_record_is_chosen_afresh_when_resuming(run: Path) -> No
     assert runs.read_info(run)["monitor"] == info["monitor"] == {"metric": "loss/val", "mode": "min"}
 
 
-# ---- 3. one process per run folder; --version is one folder name --------------------------------------------------
+# ---- one process per run folder; --version is one folder name --------------------------------------------------------
 
 
 def test_a_second_resume_of_a_running_run_is_refused_and_a_full_disk_later_leaves_it_resumable(
@@ -194,7 +194,7 @@ def test_version_must_be_one_folder_name(tmp_path: Path, version: str, capsys: p
     assert list(tmp_path.iterdir()) == []
 
 
-# ---- 4. no validation at all trains ----------------------------------------------------------------------------
+# ---- no validation at all trains -------------------------------------------------------------------------------------
 
 
 def test_no_validation_batches_train_also_with_folds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -206,7 +206,7 @@ def test_no_validation_batches_train_also_with_folds(tmp_path: Path, capsys: pyt
     assert sorted((path / "checkpoints" / "last.ckpt").is_file() for path in series.iterdir()) == [True, True]
 
 
-# ---- 8. sweeps that cannot succeed end; a study keeps its setup ---------------------------------------------------
+# ---- sweeps: what cannot succeed is refused up front; a study keeps its setup ----------------------------------------
 
 
 @pytest.mark.parametrize(("flags", "says"), [
@@ -241,7 +241,7 @@ def optuna_study(database: Path) -> tuple:
     return study.user_attrs, len(study.trials)
 
 
-# ---- 9. one line for every broken thing ----------------------------------------------------------------------------
+# ---- one line for every broken thing ---------------------------------------------------------------------------------
 
 RUN_JSON = st.one_of(
     st.text(max_size=30),  # not JSON at all, or JSON of the wrong kind
@@ -393,7 +393,7 @@ def test_a_deleted_working_folder_is_one_line(tmp_path: Path, script: str) -> No
                                    "run this again")
 
 
-# ---- 9. predict.py --inputs: any CSV a user may have --------------------------------------------------------------
+# ---- predict.py --inputs: any CSV a user may have --------------------------------------------------------------------
 
 CELL = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr), st.integers(-99, 99).map(str),
                  st.sampled_from(["", "nan", "inf", "-inf", "x", " 1 ", "1e400", "é"]))
