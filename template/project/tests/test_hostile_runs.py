@@ -371,7 +371,7 @@ def test_devices_that_are_not_there_are_one_line(trained: Path, tmp_path: Path,
     output = ["--output", str(tmp_path / "p.csv")]
     assert "no CUDA GPU; use --device cpu" in refused(capsys, predict.main, [str(trained), "--device", "cuda", *output])
     assert "not a torch device" in refused(capsys, predict.main, [str(trained), "--device", "banana", *output])
-    for flags in (["--accelerator", "cuda"], ["--accelerator", "gpu"]):
+    for flags in (["--accelerator", "cuda"], ["--accelerator", "gpu"], ["--gpus", "[0]"]):
         line = refused(capsys, trainer.main, ["--save_dir", str(tmp_path / "logs"), *flags, *QUIET, *SHORT])
         assert line.startswith(f"trainer.py: error: {' '.join(flags)}:")
     assert list(tmp_path.iterdir()) == []
