@@ -33,6 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from util import cli, components, runs  # first: util/ checks the working folder before torch loads
+
+# isort: split
 import lightning.pytorch as pl
 import torch
 from jsonargparse import ArgumentError
@@ -44,7 +47,6 @@ from torch.utils.data import DataLoader, TensorDataset
 from data import DATASETS
 from data.base import WIRED, DataInfo
 from model import MODELS
-from util import cli, components, runs
 
 MAX_INPUT_COLUMNS = 16  # wider inputs (images) are not copied into the CSV
 
@@ -77,7 +79,10 @@ def main(argv: list[str] | None = None) -> Path:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        device = torch.device(args.device)
+        try:
+            device = torch.device(args.device)
+        except RuntimeError:
+            raise runs.RunError(f"--device {args.device}: not a torch device; use cpu, cuda or cuda:N") from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise runs.RunError(f"--device {args.device}: this machine has no CUDA GPU; use --device cpu")
         run_dir, checkpoint = find(args.run, args.save_dir, args.model, args.dataset)
@@ -100,7 +105,7 @@ def main(argv: list[str] | None = None) -> Path:
         output = args.output or run_dir / f"predictions-{name}.csv"
         rows = write_csv(output, table)
     except (runs.RunError, OSError, ValueError) as problem:  # a missing file or column: one line, no traceback
-        parser.error(" ".join(str(problem).split()))
+        parser.exit(2, f"predict.py: error: {' '.join(str(problem).split())}\n")  # one line: the flags were fine
     print(f"{rows} predictions from {checkpoint} -> {output}")
     return output
 
@@ -177,19 +182,23 @@ def load(run_dir: Path, checkpoint: Path, device: torch.device | str = "cpu") ->
     else:
         model_kwargs, data_kwargs = dict(info["model_hparams"]), dict(info["data_hparams"])
     state = runs.load_checkpoint(checkpoint)
-    data_cls, model_cls = DATASETS[info["dataset"]], MODELS[info["model"]]
-    datamodule = data_cls(**data_kwargs)
-    if data_cls.__qualname__ in state:  # what its state_dict() returned at training time (e.g. its statistics)
-        datamodule.load_state_dict(state[data_cls.__qualname__])
-    recorded = info.get("data_info")  # as the model was built from them: no need to read the training data again
-    data_info = DataInfo(recorded["task"], tuple(recorded["input_shape"]), recorded["num_outputs"]) if isinstance(
-        recorded, dict) else components.declared_info(datamodule)
-    wired = {name: getattr(data_info, name) for name in WIRED
-             if data_info is not None and components.takes(model_cls, name)}
     if not isinstance(state.get("state_dict"), dict):
         raise runs.RunError(f"{checkpoint} holds no model weights (no state_dict)")
-    try:
+    data_cls, model_cls = DATASETS[info["dataset"]], MODELS[info["model"]]
+    recorded = info.get("data_info")  # as the model was built from them: no need to read the training data again
+    try:  # from what the run recorded: a value its classes refuse is the record's fault
+        datamodule = data_cls(**data_kwargs)
+        data_info = DataInfo(recorded["task"], tuple(recorded["input_shape"]), int(recorded["num_outputs"])) if \
+            isinstance(recorded, dict) else components.declared_info(datamodule)
+        wired = {name: getattr(data_info, name) for name in WIRED
+                 if data_info is not None and components.takes(model_cls, name)}
         model = model_cls(**wired, **model_kwargs)
+    except (TypeError, KeyError, ValueError, RuntimeError) as problem:
+        raise runs.RunError(f"{run_dir} cannot be rebuilt from {runs.RUN_FILE} or {runs.CONFIG_FILE} "
+                            f"({type(problem).__name__}: {problem}); restore them, or use another run") from None
+    try:
+        if data_cls.__qualname__ in state:  # what its state_dict() returned at training time (e.g. its statistics)
+            datamodule.load_state_dict(state[data_cls.__qualname__])
         model.on_load_checkpoint(state)
         model.load_state_dict(state["state_dict"])
     except (RuntimeError, KeyError, TypeError) as problem:  # another model's weights
@@ -331,10 +340,14 @@ def inputs_loader(path: Path, wanted: str | None, trained: Trained, batch_size: 
                             " nor the dataset (an `info` property) records it")
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:  # a spreadsheet's BOM is no part of a name
-            reader = csv.DictReader(handle)
-            found, rows = [name.strip() for name in reader.fieldnames or []], [list(row.values()) for row in reader]
+            reader = csv.reader(handle)
+            found = [name.strip() for name in next(reader, [])]
+            rows = [(reader.line_num, row) for row in reader if row]  # blank lines skipped
     except (OSError, UnicodeDecodeError, csv.Error) as problem:
-        raise runs.RunError(f"--inputs {path}: cannot read it as CSV text ({problem})") from None
+        raise runs.RunError(f"--inputs {path}: cannot read it as CSV text in UTF-8 ({problem}); save it as UTF-8 "
+                            "CSV") from None
+    if not found:
+        raise runs.RunError(f"--inputs {path} is empty; give a CSV file with a header line and one row per example")
     names = [name.strip() for name in wanted.split(",")] if wanted else found
     if missing := [name for name in names if name not in found]:
         raise runs.RunError(f"{path} has no column {', '.join(missing)}; its columns: {', '.join(found)}")
@@ -345,7 +358,9 @@ def inputs_loader(path: Path, wanted: str | None, trained: Trained, batch_size: 
         raise runs.RunError(f"{path} holds a header and no rows to predict")
     positions = [found.index(name) for name in names]
     values = []
-    for number, row in enumerate(rows, start=2):
+    for number, row in rows:
+        if len(row) != len(found):
+            raise runs.RunError(f"{path}: row {number} has {len(row)} values for {len(found)} columns; fix it")
         try:
             values.append([float(row[i]) for i in positions])
         except (ValueError, IndexError, TypeError):
@@ -355,7 +370,7 @@ def inputs_loader(path: Path, wanted: str | None, trained: Trained, batch_size: 
     x = torch.tensor(values, dtype=torch.float32).reshape(len(rows), *shape)
     transform = getattr(trained.datamodule, "transform_inputs", None)  # BaseDataModule's; others take values as is
     x = transform(x) if transform is not None else x
-    table = {name: [row[i] for row in rows] for name, i in zip(names, positions)}
+    table = {name: [row[i] for _, row in rows] for name, i in zip(names, positions)}
     return DataLoader(TensorDataset(x), batch_size=batch_size), table
 
 

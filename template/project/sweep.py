@@ -72,7 +72,7 @@ def parse(argv: list[str] | None) -> sweeps.Plan:
     args, trainer_flags = parser.parse_known_args(argv)
     try:
         return sweeps.make_plan(args, trainer_flags, trainer.DEFAULTS)
-    except sweeps.SweepError as problem:
+    except (sweeps.SweepError, OSError) as problem:  # OSError: a file where its folder must be, a read-only disk
         parser.error(str(problem))
 
 

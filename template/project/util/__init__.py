@@ -8,3 +8,8 @@ editing to add a model or a dataset):
     registry.py    how does a file in model/ or data/ become --model/--dataset?
     sweeps.py      how does a trial of sweep.py run (Optuna), and how do --folds cross-validate?
 """
+
+import os
+
+if not os.stat(".").st_nlink:  # started in a folder that was deleted (or replaced): torch cannot even load there
+    raise SystemExit("error: the folder you are in was deleted (or replaced); cd into one that exists, run this again")

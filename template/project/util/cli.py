@@ -414,4 +414,4 @@ def trainer_refusal(setup: Setup, problem: Exception) -> str:
             Trainer(**{**alone, name: value})
         except Exception:  # noqa: BLE001 - whatever Lightning raises for it, this flag is the culprit
             return f"--{name} {runs.jsonable(setup.args[name])}: {reason}"
-    return f"Trainer: {reason}"
+    return f"{f'--gpus {setup.args.gpus}' if setup.args.gpus else 'Trainer'}: {reason}"

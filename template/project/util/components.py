@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import itertools
 import pickle
 from typing import TYPE_CHECKING, Any
 
@@ -93,11 +94,7 @@ def info_from_batch(datamodule: pl.LightningDataModule, name: str) -> DataInfo:
                         f"the project's models need both: {add}")
     x, y = batch
     if y.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8) and y.dim() == 1:
-        highest = int(y.max())
-        for seen, (_, more) in enumerate(loader):
-            if seen >= MAX_CLASS_SCAN_BATCHES:
-                break
-            highest = max(highest, int(more.max()))
+        highest = max([int(y.max()), *(int(ys.max()) for _, ys in itertools.islice(loader, MAX_CLASS_SCAN_BATCHES))])
         info = DataInfo("classification", tuple(x.shape[1:]), highest + 1)
     elif y.is_floating_point():
         info = DataInfo("regression", tuple(x.shape[1:]), int(y.reshape(len(y), -1).shape[1]))

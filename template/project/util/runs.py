@@ -196,6 +196,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(partial, target)
+        except RuntimeError as problem:  # torch's zip writer hides a full disk's OSError behind an error of its own
+            raise problem.__context__ if isinstance(problem.__context__, OSError) else problem
         finally:
             partial.unlink(missing_ok=True)
 
@@ -223,8 +225,6 @@ def resume(spec: str, series_dir: Path, how: str = "resumed") -> Resume:
     """The run ``spec`` names, with its newest readable checkpoint (one line says so when a newer one is unreadable)."""
     run_dir = find_run(spec, series_dir)
     info = read_info(run_dir)
-    for partial in run_dir.glob(f"{CHECKPOINTS}/.*.partial-*"):  # what a process killed while saving left behind
-        partial.unlink(missing_ok=True)
     problems = []
     for path in checkpoints_of(run_dir):
         try:
@@ -235,9 +235,8 @@ def resume(spec: str, series_dir: Path, how: str = "resumed") -> Resume:
         if problems:
             print(f"Continuing from {path.relative_to(run_dir)}: {problems[0]}", flush=True)
         return Resume(run_dir, info, path, state, how)
-    if problems:
-        raise RunError(problems[0])
-    raise RunError(f"{run_dir} has no checkpoint (it stopped before its first); start a new run instead")
+    raise RunError(problems[0] if problems else f"{run_dir} has no checkpoint (it stopped before its first); start "
+                   "a new run instead")
 
 
 def requeued_run(series_dir: Path, argv: list[str]) -> Resume | None:
@@ -299,8 +298,7 @@ SHORT_NAMES = {
     "limit_test_batches": "test_batches", "overfit_batches": "overfit", "check_val_every_n_epoch": "val_every",
     "val_check_interval": "val_interval", "scale_batch_size": "scale_bs", "num_sanity_val_steps": "sanity_steps",
     "log_every_n_steps": "log_every", "reload_dataloaders_every_n_epochs": "reload_every",
-    "use_distributed_sampler": "dist_sampler", "inference_mode": "inference",
-}
+    "use_distributed_sampler": "dist_sampler", "inference_mode": "inference"}
 
 
 def format_value(value: Any) -> str:
@@ -432,7 +430,7 @@ class Run:
     _lock: IO[str] | None = field(default=None, repr=False)
 
     def hold(self) -> None:
-        """One process per run folder: a second one (another --resume of the same run) is refused in one line."""
+        """One process per run folder (another --resume of it is refused in one line); clears what killed saves left."""
         if self.dir is None or not launched_rank_is_zero():
             return
         import fcntl
@@ -445,6 +443,8 @@ class Run:
             raise RunError(f"{self.dir} is being trained by another process; wait for it to end (or stop it), then "
                            "run this again") from None
         self._lock = handle
+        for partial in self.dir.glob(f"{CHECKPOINTS}/.*.partial-*"):
+            partial.unlink(missing_ok=True)
 
     def remove_if_new(self) -> None:
         """A run refused before training leaves nothing behind (a continued run's folder is never removed)."""
@@ -471,15 +471,10 @@ MAX_UNTRACKED_BYTES = 100_000  # larger new files (data, images) are named with 
 def record_provenance(run_dir: Path, argv: list[str], root: Path = PROJECT_ROOT) -> dict[str, Any]:
     """Write provenance.json (and uncommitted.patch for a dirty tree) into run_dir; returns what was written."""
     info: dict[str, Any] = {
-        "git": git_state(root, run_dir / PATCH_FILE),
-        "python": platform.python_version(),
-        "packages": package_versions(root),
-        "host": socket.gethostname(),
-        "platform": platform.platform(),
-        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
-        "argv": argv,  # the flags trainer.py parsed (the same as the command's unless main() was called directly)
-        "cwd": str(Path.cwd()),
-    }
+        "git": git_state(root, run_dir / PATCH_FILE), "python": platform.python_version(),
+        "packages": package_versions(root), "host": socket.gethostname(), "platform": platform.platform(),
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]), "cwd": str(Path.cwd()),
+        "argv": argv}  # the flags trainer.py parsed (the same as the command's unless main() was called directly)
     (run_dir / PROVENANCE_FILE).write_text(json.dumps(info, indent=2) + "\n")
     return info
 

@@ -21,7 +21,6 @@ import os
 import re
 import signal
 import socket
-import statistics
 import time
 import urllib.parse
 import warnings
@@ -142,6 +141,8 @@ def _classify(flag: str, text: str, fixed: list[str], parser: Any) -> Param | No
                 raise SweepError(f"{flag} {text}: a range needs finite bounds")
             if low >= high:
                 raise SweepError(f"{flag} {text}: empty range (LOW must be below HIGH)")
+            if isinstance(default := parser.get_defaults().get(flag[2:]), int) and low < 0 <= default:
+                raise SweepError(f"{flag} {text}: it counts something (default {default}); search 0 or more")
             if match["log"] and low <= 0:
                 raise SweepError(f"{flag} {text}: a log range must stay above 0")
             integer = isinstance(low, int) and isinstance(high, int)  # as the flag reads them (--hidden: ints)
@@ -150,6 +151,9 @@ def _classify(flag: str, text: str, fixed: list[str], parser: Any) -> Param | No
         if any(not choice.strip() for choice in text.split(",")):
             raise SweepError(f"{flag} {text}: an empty choice")
         values = [_typed(parser, fixed, flag, choice.strip()) for choice in text.split(",")]
+        if isinstance(default := parser.get_defaults().get(flag[2:]), int) and default >= 0 > min(
+                (value for value in values if isinstance(value, (int, float))), default=0):
+            raise SweepError(f"{flag} {text}: it counts something (default {default}); search 0 or more")
         kept = [value if isinstance(value, (bool, int, float, str, type(None))) else choice
                 for value, choice in zip(values, text.split(","))]
         return Param(flag, choices=list(dict.fromkeys(kept)))
@@ -575,7 +579,8 @@ def cross_validate(setup: cli.Setup, train_one: Callable[[list[str]], Path | Non
         assert run_dir is not None
         run_dirs.append(run_dir)
     bests = [float(runs.read_info(run_dir).get("best_val_loss", "nan")) for run_dir in run_dirs]
-    mean, std = statistics.fmean(bests), statistics.stdev(bests)
+    mean = sum(bests) / len(bests)  # nan when the folds never validated (--limit_val_batches 0): nothing to compare
+    std = math.sqrt(sum((best - mean) ** 2 for best in bests) / (len(bests) - 1))
     from torch.utils.tensorboard import SummaryWriter
 
     for run_dir in run_dirs:  # beside each fold in HPARAMS and run.json

@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -60,17 +61,16 @@ class MetricChoice(Callback):
     list (Lightning calls checkpoint callbacks last)."""
 
     def __init__(self, requested: str | None, mode: str, run_dir: Path | None) -> None:
-        self.requested, self.mode, self.run_dir = requested, mode, run_dir
+        self.requested, self.mode, self.run_dir, self.decided = requested, mode, run_dir, False
         self.metric: str | None = None
-        self.decided = False
         self.say = say  # for callbacks that only hold this one (sweeps' pruning)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         recorded = runs.read_info(self.run_dir).get("monitor") if self.run_dir and (
             self.run_dir / runs.RUN_FILE).is_file() else None
-        if stage == "fit" and not self.decided and isinstance(recorded, dict):  # a resumed run watches the same
-            self.mode = recorded.get("mode", self.mode)
-            self._apply(trainer, recorded.get("metric"), resumed=True)
+        if stage == "fit" and not self.decided and isinstance(recorded, dict) and recorded.get("mode") in ("min", "max"):
+            self.mode, metric = recorded["mode"], recorded.get("metric")  # a resumed run watches the same
+            self._apply(trainer, metric if isinstance(metric, str) else None, resumed=True)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         logged = validation_metrics(trainer)
@@ -119,8 +119,7 @@ QUIET = {
     "💡 Tip:": "adverts for Lightning's cloud services",
     "GPU available:": "what the devices are: --accelerator and --devices say what is used",
     "TPU available:": "as above",
-    "Total FLOPs: 0": "a model summary line that is 0 without an example_input_array",
-}
+    "Total FLOPs: 0": "a model summary line that is 0 without an example_input_array"}
 
 
 class _Quiet(logging.Filter):
@@ -146,6 +145,8 @@ def keep_library_noise_off_screen(setup: cli.Setup) -> None:
         QUIET.pop(PER_EPOCH_LOGGING, None)
     if setup.args.verbose or getattr(warnings.showwarning, "quiet", False):
         return
+    hook = threading.excepthook  # TensorBoard's writer raises its error again in the run's thread: one line there
+    threading.excepthook = lambda args: None if type(args.thread).__module__.startswith("tensorboard") else hook(args)
     for name in ("lightning.pytorch", "lightning.fabric"):
         for handler in logging.getLogger(name).handlers:
             handler.addFilter(_Quiet())
@@ -221,9 +222,8 @@ class HParamsTab(Callback):
     run wrote: a sweep trial (`at_end`) writes both when it ends; a resumed run again, after trim_events."""
 
     def __init__(self, hparams: dict[str, Any], at_end: bool = False) -> None:
-        self.hparams, self.at_end = hparams, at_end
+        self.hparams, self.at_end, self.ended = hparams, at_end, False
         self.best: float | None = None
-        self.ended = False
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self.at_end:
@@ -360,7 +360,7 @@ class Interruption(Callback):
         if self.run_dir is not None and trainer.state.fn == "fit" and not trainer.sanity_checking \
                 and trainer.global_step > 0:
             self.saved = self.run_dir.resolve() / runs.CHECKPOINTS / runs.LAST
-            trainer.save_checkpoint(self.saved)  # written beside, then renamed (runs.AtomicCheckpointIO)
+            trainer.save_checkpoint(self.saved, weights_only=False)  # all states, written beside then renamed
 
     @property
     def exit_code(self) -> int:
@@ -468,16 +468,17 @@ def start(setup: cli.Setup, trainer_kwargs: dict[str, Any], info: DataInfo | Non
             print("barebones: no logger, checkpoints, callbacks or run folder (what Lightning's barebones mode forbids)")
         return runs.Run(None, args.name, "")
     if (resume := setup.resume) is not None:
+        saved = resume.state.get("state_dict")  # crafted or not: only its tensors' shapes are looked at
+        wrong = [key for key, value in model.state_dict().items()
+                 if getattr(saved.get(key) if isinstance(saved, dict) else None, "shape", None) != value.shape]
+        if wrong:
+            setup.error(f"--resume: {resume.checkpoint} does not fit model {setup.model_name!r} ({len(wrong)} of its "
+                        f"weights differ, e.g. {wrong[0]}); nothing was changed")
         run = runs.Run(resume.dir, resume.dir.parent.name, resume.dir.name, resume.how, resume.checkpoint)
         try:
             run.hold()
         except runs.RunError as problem:
             setup.error(str(problem))
-        wrong = [key for key, value in model.state_dict().items() if key not in resume.state.get("state_dict", {})
-                 or tuple(resume.state["state_dict"][key].shape) != tuple(value.shape)]
-        if wrong:
-            setup.error(f"--resume: {resume.checkpoint} does not fit model {setup.model_name!r} ({len(wrong)} of its "
-                        f"weights differ, e.g. {wrong[0]}); nothing was changed")
         if runs.launched_rank_is_zero():  # what the stopped process logged after its checkpoint is logged again
             runs.trim_events(resume.dir, runs.logged_step(resume.state))
             csv_file = resume.dir / "csv" / "metrics.csv"  # CSVLogger would delete it: keep the earlier part beside
@@ -549,7 +550,7 @@ def best_for_testing(run: runs.Run, trainer: pl.Trainer, swa: bool) -> tuple[boo
         return False, None
     if swa and run.dir is not None:  # SWA's averaged weights exist only in memory at the end of fit
         path = run.dir.resolve() / runs.CHECKPOINTS / "swa.ckpt"
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)
         return True, str(path)
     checkpoint = trainer.checkpoint_callback
     return True, (checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else "") or None
