@@ -12,7 +12,7 @@
 #   RUN_ID=exp1 MASTER_ADDR=10.0.0.1 NODE_RANK=1 scripts/torchrun.sh 2 4 --max_epochs 50   # on node 1
 #
 # Every process must log to the same run folder: the run id exported here becomes the first part of
-# its name (TRAINER_RUN_ID, see util/naming.py); only global rank 0 writes logs and checkpoints.
+# its name (TRAINER_RUN_ID, see util/runs.py); only global rank 0 writes logs and checkpoints.
 set -euo pipefail
 
 if [ "$#" -lt 2 ]; then
