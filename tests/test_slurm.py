@@ -120,5 +120,5 @@ def test_a_requeued_job_continues_its_run_to_the_planned_step(cluster: SlurmClus
     output = output_of(project, job)
     assert "start 1 (requeues continue the same run)" in output
     assert f"Continuing {run_dir}" in output
-    # the tasks saved on the SIGTERM of the requeue, at a step boundary (not inside Lightning's SIGUSR1 handler)
-    assert "SIGTERM: stopped, its state saved" in output and "Handling auto-requeue signal" not in output, output[-3000:]
+    if how == "SIGUSR1":  # the batch script requeued the job; no task saved inside Lightning's SIGUSR1 handler
+        assert "Handling auto-requeue signal" not in output, output[-3000:]
