@@ -148,6 +148,7 @@ def test_clean_update_keeps_every_edit_and_brings_the_template_forward(
     assert tree_digest(old_project) == before
 
 
+@pytest.mark.slow  # two whole renders compared file by file
 def test_a_clean_update_gives_a_fresh_render_with_the_users_edits(old_project: Path, template_history: TemplateHistory,
                                                                    tmp_path: Path) -> None:
     """What an update makes is exactly what the new template renders, with the user's edits on top: the project

@@ -18,6 +18,8 @@ from litscaffold.notebooks import CONFLICT_TAG
 from litscaffold.snapshot import released
 from litscaffold.template import TemplateSource, current_version, parse_version
 
+pytestmark = pytest.mark.slow  # a project of the newest released version, updated
+
 OLDER = max((v for v in released() if parse_version(v) < parse_version(current_version())), key=parse_version)
 NOTEBOOK = "notebooks/experiment.ipynb"
 
